@@ -1,0 +1,81 @@
+"""In-process bus: a ring buffer of the last N messages per channel."""
+
+from __future__ import annotations
+
+from collections import deque
+
+from cryptopulse.bus.base import Gap, Message, Subscriber, Subscription, build_message
+
+
+class _Channel:
+    __slots__ = ("history", "seq", "subscribers")
+
+    def __init__(self, size: int) -> None:
+        self.seq = 0
+        self.history: deque[Message] = deque(maxlen=size)
+        self.subscribers: list[Subscriber] = []
+
+
+class MemoryBus:
+    """The embedded bus. Publish and subscribe never await, so a subscribe's replay and
+    its first live message can never overlap or leave a hole."""
+
+    def __init__(self, history: int = 1000) -> None:
+        self._size = history
+        self._channels: dict[str, _Channel] = {}
+
+    async def start(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        self._channels.clear()
+
+    def _channel(self, name: str) -> _Channel:
+        channel = self._channels.get(name)
+        if channel is None:
+            channel = self._channels[name] = _Channel(self._size)
+        return channel
+
+    def publish_nowait(self, channel: str, data: bytes, time: int) -> Message:
+        state = self._channel(channel)
+        state.seq += 1
+        message = build_message(channel, state.seq, time, data)
+        state.history.append(message)
+        for subscriber in tuple(state.subscribers):
+            subscriber.deliver(message)
+        return message
+
+    async def publish(self, channel: str, data: bytes, time: int) -> Message:
+        return self.publish_nowait(channel, data, time)
+
+    async def subscribe(
+        self, channel: str, subscriber: Subscriber, resume_after: int | None = None
+    ) -> Subscription:
+        state = self._channel(channel)
+        if subscriber not in state.subscribers:
+            state.subscribers.append(subscriber)
+        latest = state.history[-1] if state.history else None
+        if resume_after is None:
+            return Subscription([], None, latest)
+        if resume_after == state.seq:
+            return Subscription([], None, None)
+        oldest = state.history[0].seq if state.history else state.seq + 1
+        if resume_after > state.seq:
+            # A seq from the future: this history was reset (restart). All of it is new.
+            return Subscription([], Gap(1, state.seq), latest)
+        if resume_after + 1 < oldest:
+            return Subscription([], Gap(resume_after + 1, oldest - 1), latest)
+        replay = [m for m in state.history if m.seq > resume_after]
+        return Subscription(replay, None, None)
+
+    async def unsubscribe(self, channel: str, subscriber: Subscriber) -> None:
+        state = self._channels.get(channel)
+        if state is not None and subscriber in state.subscribers:
+            state.subscribers.remove(subscriber)
+
+    async def latest(self, channel: str) -> Message | None:
+        state = self._channels.get(channel)
+        return state.history[-1] if state and state.history else None
+
+    def channels(self) -> list[str]:
+        return sorted(self._channels)

@@ -1,0 +1,204 @@
+"""Candle aggregation, bucketed by exchange time and aligned to interval boundaries.
+
+Rules (docs/decisions.md has the reasoning):
+- A trade belongs to the bucket ``time - time % interval`` (UTC epoch alignment).
+- A trade for the open bucket amends it, even if it arrives out of order: open and close
+  are the prices of the earliest and latest trade *by exchange time* (ties by arrival).
+- A trade for a bucket older than the open one is *late*: counted per interval, not applied.
+- An interval with no trades produces no candle.
+- A trade id seen recently for the same instrument is a duplicate and is ignored.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from cryptopulse.domain.instruments import INTERVALS
+from cryptopulse.domain.models import Candle, Trade
+
+DEFAULT_INTERVALS: tuple[str, ...] = tuple(INTERVALS)
+
+
+@dataclass(slots=True)
+class _Bucket:
+    start: int
+    first_time: int
+    last_time: int
+    open: float
+    high: float
+    low: float
+    close: float
+    volume: float
+    quote_volume: float
+    trades: int
+
+    @classmethod
+    def from_trade(cls, start: int, trade: Trade) -> _Bucket:
+        p = trade.price
+        return cls(start, trade.time, trade.time, p, p, p, p, trade.size, p * trade.size, 1)
+
+    def add(self, trade: Trade) -> None:
+        p = trade.price
+        if trade.time < self.first_time:
+            self.first_time = trade.time
+            self.open = p
+        if trade.time >= self.last_time:
+            self.last_time = trade.time
+            self.close = p
+        if p > self.high:
+            self.high = p
+        if p < self.low:
+            self.low = p
+        self.volume += trade.size
+        self.quote_volume += p * trade.size
+        self.trades += 1
+
+    def candle(self, instrument: str, interval: str, closed: bool) -> Candle:
+        return Candle(
+            instrument,
+            interval,
+            self.start,
+            self.open,
+            self.high,
+            self.low,
+            self.close,
+            self.volume,
+            self.quote_volume,
+            self.trades,
+            closed,
+        )
+
+
+class CandleAggregator:
+    """Builds candles of several intervals for one instrument from its trades, incrementally."""
+
+    def __init__(
+        self,
+        instrument: str,
+        intervals: Sequence[str] = DEFAULT_INTERVALS,
+        dedupe_window: int = 10_000,
+    ) -> None:
+        self.instrument = instrument
+        self.intervals = tuple(intervals)
+        self._lengths = [INTERVALS[i] for i in self.intervals]
+        self._open: list[_Bucket | None] = [None] * len(self.intervals)
+        # Start of the newest bucket already closed, per interval: anything at or before it is late.
+        self._closed_through: list[int] = [-1] * len(self.intervals)
+        self._seen: set[str] = set()
+        self._seen_order: deque[str] = deque()
+        self._dedupe_window = dedupe_window
+        self.duplicates = 0
+        self.late: dict[str, int] = dict.fromkeys(self.intervals, 0)
+
+    def _is_duplicate(self, trade_id: str) -> bool:
+        if not trade_id:
+            return False
+        if trade_id in self._seen:
+            return True
+        self._seen.add(trade_id)
+        self._seen_order.append(trade_id)
+        if len(self._seen_order) > self._dedupe_window:
+            self._seen.discard(self._seen_order.popleft())
+        return False
+
+    def add(self, trade: Trade) -> list[Candle]:
+        """Apply one trade; return the candles it closed and the open candles it changed."""
+        if self._is_duplicate(trade.trade_id):
+            self.duplicates += 1
+            return []
+        out: list[Candle] = []
+        for k, length in enumerate(self._lengths):
+            start = trade.time - trade.time % length
+            bucket = self._open[k]
+            interval = self.intervals[k]
+            if bucket is not None and start == bucket.start:
+                bucket.add(trade)
+            elif start <= self._closed_through[k] or (bucket is not None and start < bucket.start):
+                self.late[interval] += 1
+                continue
+            else:
+                if bucket is not None:
+                    out.append(bucket.candle(self.instrument, interval, closed=True))
+                    self._closed_through[k] = bucket.start
+                bucket = _Bucket.from_trade(start, trade)
+                self._open[k] = bucket
+            out.append(bucket.candle(self.instrument, interval, closed=False))
+        return out
+
+    def close_due(self, now_ms: int) -> list[Candle]:
+        """Close every open candle whose interval ended at or before `now_ms`."""
+        out: list[Candle] = []
+        for k, length in enumerate(self._lengths):
+            bucket = self._open[k]
+            if bucket is not None and bucket.start + length <= now_ms:
+                out.append(bucket.candle(self.instrument, self.intervals[k], closed=True))
+                self._closed_through[k] = bucket.start
+                self._open[k] = None
+        return out
+
+    def open_candles(self) -> list[Candle]:
+        """The candles still open, as they stand (closed=False)."""
+        return [
+            b.candle(self.instrument, self.intervals[k], closed=False)
+            for k, b in enumerate(self._open)
+            if b is not None
+        ]
+
+
+def aggregate_trades(trades: Iterable[Trade], interval: str) -> list[Candle]:
+    """Batch path: candles of one interval from trades in any order (all closed)."""
+    length = INTERVALS[interval]
+    buckets: dict[tuple[str, int], _Bucket] = {}
+    for trade in sorted(trades, key=lambda t: t.time):
+        key = (trade.instrument, trade.time - trade.time % length)
+        bucket = buckets.get(key)
+        if bucket is None:
+            buckets[key] = _Bucket.from_trade(key[1], trade)
+        else:
+            bucket.add(trade)
+    return [
+        b.candle(instrument, interval, closed=True)
+        for (instrument, _), b in sorted(buckets.items(), key=lambda kv: (kv[0][0], kv[0][1]))
+    ]
+
+
+def merge_candles(candles: Iterable[Candle], interval: str) -> list[Candle]:
+    """Roll candles up into a coarser interval (input sorted by open_time, one instrument)."""
+    length = INTERVALS[interval]
+    out: list[Candle] = []
+    for c in candles:
+        start = c.open_time - c.open_time % length
+        if out and out[-1].open_time == start:
+            prev = out[-1]
+            out[-1] = Candle(
+                prev.instrument,
+                interval,
+                start,
+                prev.open,
+                max(prev.high, c.high),
+                min(prev.low, c.low),
+                c.close,
+                prev.volume + c.volume,
+                prev.quote_volume + c.quote_volume,
+                prev.trades + c.trades,
+                prev.closed and c.closed,
+            )
+        else:
+            out.append(
+                Candle(
+                    c.instrument,
+                    interval,
+                    start,
+                    c.open,
+                    c.high,
+                    c.low,
+                    c.close,
+                    c.volume,
+                    c.quote_volume,
+                    c.trades,
+                    c.closed,
+                )
+            )
+    return out

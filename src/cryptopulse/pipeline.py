@@ -1,0 +1,146 @@
+"""Wires the pure domain steps to the bus, the store writer and the in-memory state.
+
+The pipeline is the event sink of every source. Per trade: dedupe and candles for the
+venue instrument, candles and a composite ticker for the pair, one store append, and one
+bus message per changed channel. Nothing here blocks or waits on I/O except bus publish.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import orjson
+
+from cryptopulse.bus.base import Bus
+from cryptopulse.domain.candles import DEFAULT_INTERVALS, CandleAggregator
+from cryptopulse.domain.composite import CompositeBook
+from cryptopulse.domain.instruments import parse_instrument
+from cryptopulse.domain.models import Candle, Ticker, Trade
+from cryptopulse.state import MarketState
+from cryptopulse.store.writer import StoreWriter
+
+
+@dataclass(slots=True)
+class PipelineStats:
+    trades: int = 0
+    tickers: int = 0
+    duplicates: int = 0
+    late: int = 0
+    candles_closed: int = 0
+
+
+def _dumps(record: object) -> bytes:
+    return orjson.dumps(record)
+
+
+class Pipeline:
+    def __init__(
+        self,
+        bus: Bus,
+        state: MarketState,
+        writer: StoreWriter | None = None,
+        *,
+        intervals: tuple[str, ...] = DEFAULT_INTERVALS,
+        composite_stale_ms: int = 60_000,
+        fold_stablecoins: bool = False,
+    ) -> None:
+        self.bus = bus
+        self.state = state
+        self.writer = writer
+        self.intervals = intervals
+        self.fold_stablecoins = fold_stablecoins
+        self.composite = CompositeBook(stale_ms=composite_stale_ms)
+        self._venue_candles: dict[str, CandleAggregator] = {}
+        self._pair_candles: dict[str, CandleAggregator] = {}
+        self.stats = PipelineStats()
+
+    def aggregator(self, instrument: str) -> CandleAggregator:
+        agg = self._venue_candles.get(instrument)
+        if agg is None:
+            agg = self._venue_candles[instrument] = CandleAggregator(instrument, self.intervals)
+        return agg
+
+    def _pair_aggregator(self, pair: str) -> CandleAggregator:
+        agg = self._pair_candles.get(pair)
+        if agg is None:
+            agg = self._pair_candles[pair] = CandleAggregator(pair, self.intervals)
+        return agg
+
+    async def on_trade(self, trade: Trade) -> None:
+        agg = self.aggregator(trade.instrument)
+        duplicates = agg.duplicates
+        changed = agg.add(trade)
+        if agg.duplicates != duplicates:
+            self.stats.duplicates += 1
+            return
+        self.stats.trades += 1
+        if self.writer is not None:
+            self.writer.add_trade(trade)
+        await self.bus.publish(f"trades:{trade.instrument}", _dumps(trade), trade.time)
+        await self._emit_candles(changed)
+
+        previous = self.state.tickers.get(trade.instrument)
+        if previous is None:
+            ticker = Ticker(
+                trade.instrument,
+                None,
+                None,
+                trade.price,
+                None,
+                None,
+                None,
+                trade.time,
+                trade.received,
+            )
+        else:
+            ticker = dataclasses.replace(
+                previous, last=trade.price, time=trade.time, received=trade.received
+            )
+        await self._emit_ticker(ticker)
+
+        pair = parse_instrument(trade.instrument).pair
+        composite = self.composite.add_trade(trade)
+        if composite is not None:
+            await self._emit_ticker(composite)
+        venue_scoped = dataclasses.replace(
+            trade, instrument=pair, trade_id=f"{trade.instrument}/{trade.trade_id}"
+        )
+        await self._emit_candles(self._pair_aggregator(pair).add(venue_scoped))
+
+    async def on_ticker(self, ticker: Ticker) -> None:
+        self.stats.tickers += 1
+        previous = self.state.tickers.get(ticker.instrument)
+        if ticker.last is None and previous is not None and previous.last is not None:
+            ticker = dataclasses.replace(ticker, last=previous.last)
+        await self._emit_ticker(ticker)
+
+    async def _emit_ticker(self, ticker: Ticker) -> None:
+        self.state.tickers[ticker.instrument] = ticker
+        await self.bus.publish(f"ticker:{ticker.instrument}", _dumps(ticker), ticker.time)
+
+    async def _emit_candles(self, candles: list[Candle]) -> None:
+        for candle in candles:
+            if candle.closed:
+                self.stats.candles_closed += 1
+            if self.writer is not None:
+                self.writer.add_candle(candle)
+            channel = f"candles:{candle.instrument}:{candle.interval}"
+            await self.bus.publish(channel, _dumps(candle), candle.open_time)
+
+    async def close_due(self, now_ms: int) -> None:
+        """Close candles whose interval has ended (called on a timer with a grace delay)."""
+        for agg in (*self._venue_candles.values(), *self._pair_candles.values()):
+            await self._emit_candles(agg.close_due(now_ms))
+
+    def flush_open(self) -> None:
+        """Hand every open venue candle to the writer (shutdown: nothing closed is lost)."""
+        if self.writer is None:
+            return
+        for agg in self._venue_candles.values():
+            for candle in agg.open_candles():
+                self.writer.add_candle(candle)
+
+    @property
+    def late(self) -> int:
+        return sum(sum(a.late.values()) for a in self._venue_candles.values())

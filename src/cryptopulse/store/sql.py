@@ -1,0 +1,224 @@
+"""The SQL store (SQLite or PostgreSQL through SQLAlchemy Core, async)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event, func, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from cryptopulse.domain.instruments import parse_instrument
+from cryptopulse.domain.models import Candle, Trade
+from cryptopulse.store.tables import candles, instruments, trades
+
+_CANDLE_FIELDS = ("open", "high", "low", "close", "volume", "quote_volume", "trades", "closed")
+# SQLite caps bound parameters per statement (32766 since 3.32); stay well below it.
+_ROWS_PER_STATEMENT = 500
+
+
+@dataclass(frozen=True, slots=True)
+class InstrumentRow:
+    instrument: str
+    exchange: str
+    base: str
+    quote: str
+    source: str
+    first_seen: int
+
+
+def _migrations_dir() -> Path:
+    return Path(__file__).parent / "migrations"
+
+
+def migrate(url: str) -> None:
+    """Bring the schema at `url` to the newest revision (blocking; call off the event loop)."""
+    from alembic import command
+    from alembic.config import Config
+
+    _ensure_sqlite_dir(url)
+    config = Config()
+    config.set_main_option("script_location", str(_migrations_dir()))
+    config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    command.upgrade(config, "head")
+
+
+def _ensure_sqlite_dir(url: str) -> None:
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        Path(parsed.database or "").parent.mkdir(parents=True, exist_ok=True)
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.close()
+
+
+class SQLStore:
+    """History: candles, trades and instruments. Writes are batched by the caller."""
+
+    def __init__(self, url: str, pool_size: int = 5) -> None:
+        self.url = url
+        _ensure_sqlite_dir(url)
+        backend = make_url(url).get_backend_name()
+        self.dialect = backend
+        kwargs: dict[str, Any] = {}
+        if backend == "postgresql":
+            kwargs["pool_size"] = pool_size
+        self.engine: AsyncEngine = create_async_engine(url, **kwargs)
+        if backend == "sqlite":
+            event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
+        # SQLite allows one writer at a time; serialize our own writes instead of retrying.
+        self._write_lock = asyncio.Lock()
+
+    async def migrate(self) -> None:
+        await asyncio.to_thread(migrate, self.url)
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+    async def ping(self) -> bool:
+        async with self.engine.connect() as conn:
+            await conn.execute(select(1))
+        return True
+
+    def _insert(self, table: Any) -> Any:
+        if self.dialect == "postgresql":
+            return postgresql.insert(table)
+        return sqlite.insert(table)
+
+    async def upsert_candles(self, rows: Sequence[Candle]) -> None:
+        if not rows:
+            return
+        values = [
+            {
+                "instrument": c.instrument,
+                "interval": c.interval,
+                "open_time": c.open_time,
+                "open": c.open,
+                "high": c.high,
+                "low": c.low,
+                "close": c.close,
+                "volume": c.volume,
+                "quote_volume": c.quote_volume,
+                "trades": c.trades,
+                "closed": c.closed,
+            }
+            for c in rows
+        ]
+        stmt = self._insert(candles)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["instrument", "interval", "open_time"],
+            set_={name: getattr(stmt.excluded, name) for name in _CANDLE_FIELDS},
+        )
+        await self._execute_chunked(stmt, values)
+
+    async def insert_trades(self, rows: Sequence[Trade]) -> None:
+        if not rows:
+            return
+        values = [
+            {
+                "instrument": t.instrument,
+                "trade_id": t.trade_id,
+                "time": t.time,
+                "price": t.price,
+                "size": t.size,
+                "side": t.side,
+                "received": t.received,
+            }
+            for t in rows
+        ]
+        stmt = self._insert(trades).on_conflict_do_nothing(
+            index_elements=["instrument", "trade_id"]
+        )
+        await self._execute_chunked(stmt, values)
+
+    async def record_instruments(self, names: Sequence[str], source: str, now: int) -> None:
+        if not names:
+            return
+        values = []
+        for name in names:
+            inst = parse_instrument(name)
+            values.append(
+                {
+                    "instrument": name,
+                    "exchange": inst.exchange or "",
+                    "base": inst.base,
+                    "quote": inst.quote,
+                    "source": source,
+                    "first_seen": now,
+                }
+            )
+        stmt = self._insert(instruments)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["instrument"], set_={"source": stmt.excluded.source}
+        )
+        await self._execute_chunked(stmt, values)
+
+    async def _execute_chunked(self, stmt: Any, values: list[dict[str, Any]]) -> None:
+        async with self._write_lock, self.engine.begin() as conn:
+            for i in range(0, len(values), _ROWS_PER_STATEMENT):
+                await conn.execute(stmt, values[i : i + _ROWS_PER_STATEMENT])
+
+    async def list_instruments(self) -> list[InstrumentRow]:
+        async with self.engine.connect() as conn:
+            result = await conn.execute(select(instruments).order_by(instruments.c.instrument))
+            return [InstrumentRow(*row) for row in result]
+
+    async def get_candles(
+        self,
+        instrument: str,
+        interval: str,
+        *,
+        start: int | None,
+        end: int | None,
+        limit: int,
+        descending: bool,
+    ) -> list[Candle]:
+        """Candles in [start, end], oldest first when ascending; at most `limit`."""
+        c = candles.c
+        query = select(candles).where(c.instrument == instrument, c.interval == interval)
+        if start is not None:
+            query = query.where(c.open_time >= start)
+        if end is not None:
+            query = query.where(c.open_time <= end)
+        order = c.open_time.desc() if descending else c.open_time.asc()
+        query = query.order_by(order).limit(limit)
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return [Candle(*row) for row in rows]
+
+    async def get_trades(
+        self, instrument: str, *, limit: int, before: int | None = None
+    ) -> list[Trade]:
+        """The newest trades (newest first), optionally strictly before time `before`."""
+        t = trades.c
+        query = select(t.instrument, t.trade_id, t.price, t.size, t.side, t.time, t.received).where(
+            t.instrument == instrument
+        )
+        if before is not None:
+            query = query.where(t.time < before)
+        query = query.order_by(t.time.desc(), t.trade_id.desc()).limit(limit)
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return [Trade(*row) for row in rows]
+
+    async def count_trades(self, instrument: str | None = None) -> int:
+        query = select(func.count()).select_from(trades)
+        if instrument is not None:
+            query = query.where(trades.c.instrument == instrument)
+        async with self.engine.connect() as conn:
+            return int((await conn.execute(query)).scalar_one())
+
+    async def prune_trades(self, before: int) -> int:
+        async with self._write_lock, self.engine.begin() as conn:
+            result = await conn.execute(trades.delete().where(trades.c.time < before))
+            return int(result.rowcount)
