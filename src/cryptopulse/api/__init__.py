@@ -1,0 +1,5 @@
+"""The HTTP and WebSocket API."""
+
+from cryptopulse.api.app import create_app
+
+__all__ = ["create_app"]

@@ -1,0 +1,58 @@
+"""The app factory. Nothing connects at import time; the lifespan owns the services."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from cryptopulse import __version__
+from cryptopulse.api import errors
+from cryptopulse.api.middleware import RequestContextMiddleware
+from cryptopulse.api.routers import health, market
+from cryptopulse.runtime import Services
+from cryptopulse.settings import Settings
+
+DESCRIPTION = """
+Self-hosted crypto market data: live trades, tickers and candles from Coinbase, Binance and
+Kraken (or the built-in simulator, labelled `simulated`), over REST and a resumable WebSocket
+stream at `/v1/stream`. Errors are RFC 9457 problem details.
+"""
+
+
+def create_app(
+    settings: Settings | None = None,
+    services_factory: Callable[[Settings], Services] | None = None,
+    *,
+    migrate: bool = True,
+) -> FastAPI:
+    """Build the API. `services_factory` lets callers choose the sources (tests, CLI)."""
+    settings = settings or Settings()
+    factory = services_factory or Services.create
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        services = factory(settings)
+        app.state.services = services
+        await services.start(migrate=migrate)
+        try:
+            yield
+        finally:
+            await services.stop()
+
+    app = FastAPI(
+        title="cryptopulse",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    errors.install(app)
+    app.add_middleware(RequestContextMiddleware)
+    app.include_router(health.router)
+    app.include_router(market.router)
+    from cryptopulse.api import stream  # noqa: PLC0415  (import cycle guard)
+
+    app.include_router(stream.router)
+    return app

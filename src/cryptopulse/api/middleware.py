@@ -1,0 +1,70 @@
+"""Plain ASGI middleware on the hot path: request id, API-Version, latency by route template."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+from prometheus_client import Histogram
+from starlette.routing import Match
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from cryptopulse.api.metrics import REGISTRY
+
+REQUEST_SECONDS = Histogram(
+    "cryptopulse_http_request_duration_seconds",
+    "HTTP request latency by route template",
+    ("method", "route", "status"),
+    registry=REGISTRY,
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+)
+
+_MAX_REQUEST_ID = 128
+
+
+def _route_template(scope: Scope) -> str:
+    app = scope.get("app")
+    router = getattr(app, "router", None)
+    for route in getattr(router, "routes", ()):
+        match, _ = route.matches(scope)
+        if match == Match.FULL:
+            return str(getattr(route, "path", "unknown"))
+    return "unmatched"
+
+
+class RequestContextMiddleware:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = ""
+        for name, value in scope["headers"]:
+            if name == b"x-request-id":
+                request_id = value.decode("latin-1")[:_MAX_REQUEST_ID]
+                break
+        if not request_id.isprintable() or not request_id:
+            request_id = uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = request_id
+        rid = request_id.encode("latin-1")
+        status = 500
+        started = time.perf_counter()
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                headers = list(message.get("headers", ()))
+                headers.append((b"x-request-id", rid))
+                headers.append((b"api-version", b"1"))
+                message["headers"] = headers
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            REQUEST_SECONDS.labels(scope["method"], _route_template(scope), str(status)).observe(
+                time.perf_counter() - started
+            )

@@ -1,0 +1,5 @@
+"""WebSocket stream `/v1/stream` (being written)."""
+
+from fastapi import APIRouter
+
+router = APIRouter()

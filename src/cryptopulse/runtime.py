@@ -1,0 +1,119 @@
+"""The running service: store, bus, pipeline and sources, started and stopped together."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from cryptopulse.bus import Bus, create_bus
+from cryptopulse.pipeline import Pipeline
+from cryptopulse.settings import Settings
+from cryptopulse.sources.base import Source, now_ms
+from cryptopulse.state import MarketState
+from cryptopulse.store.sql import SQLStore
+from cryptopulse.store.writer import StoreWriter
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Services:
+    """Everything the API serves from. Built by `Services.create`, owned by the app lifespan."""
+
+    settings: Settings
+    store: SQLStore
+    bus: Bus
+    market: MarketState
+    writer: StoreWriter
+    pipeline: Pipeline
+    sources: list[Source] = field(default_factory=list)
+    # Set when shutdown begins: streams close with 1001, requests drain.
+    closing: asyncio.Event = field(default_factory=asyncio.Event)
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    @classmethod
+    def create(cls, settings: Settings, sources: Sequence[Source] | None = None) -> Services:
+        store = SQLStore(settings.database_url)
+        bus = create_bus(settings.bus_url, settings.bus_history)
+        market = MarketState()
+        writer = StoreWriter(store, settings.store_flush_interval_s, settings.store_batch_size)
+        pipeline = Pipeline(
+            bus,
+            market,
+            writer,
+            composite_stale_ms=settings.composite_stale_ms,
+            fold_stablecoins=settings.fold_stablecoins,
+        )
+        return cls(settings, store, bus, market, writer, pipeline, list(sources or []))
+
+    async def start(self, migrate: bool = True) -> None:
+        if migrate:
+            await self.store.migrate()
+        await self.bus.start()
+        self.writer.start()
+        for source in self.sources:
+            self.add_source(source)
+        self._tasks.append(asyncio.create_task(self._housekeeping(), name="housekeeping"))
+
+    def add_source(self, source: Source) -> None:
+        """Start a source now (also used by the auto-mode supervisor)."""
+        if source not in self.sources:
+            self.sources.append(source)
+        self.market.feeds[source.name] = source.status
+        for instrument in source.status.instruments:
+            self.market.note_instrument(instrument, source.kind)
+        task = asyncio.create_task(self._run_source(source), name=f"source:{source.name}")
+        self._tasks.append(task)
+
+    async def _run_source(self, source: Source) -> None:
+        try:
+            await source.run(self.pipeline)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a source bug must not take the service down
+            log.exception("source %s stopped", source.name)
+            source.status.connected = False
+            source.status.last_error = type(exc).__name__
+
+    async def _housekeeping(self) -> None:
+        """Close candles whose interval ended, record new instruments, prune old trades."""
+        grace = self.settings.candle_close_grace_ms
+        retention_ms = int(self.settings.trade_retention_hours * 3_600_000)
+        recorded: dict[str, str] = {}
+        ticks = 0
+        while True:
+            await asyncio.sleep(1.0)
+            ticks += 1
+            try:
+                if any(s.kind in ("live", "simulated") for s in self.sources):
+                    await self.pipeline.close_due(now_ms() - grace)
+                fresh = {k: v for k, v in self.market.sources.items() if recorded.get(k) != v}
+                for kind in set(fresh.values()):
+                    names = [k for k, v in fresh.items() if v == kind]
+                    await self.store.record_instruments(names, kind, now_ms())
+                recorded.update(fresh)
+                if ticks % 600 == 0:
+                    await self.store.prune_trades(now_ms() - retention_ms)
+            except Exception:
+                log.exception("housekeeping failed; continuing")
+
+    async def stop(self) -> None:
+        """Stop sources, flush open candles and pending writes, close everything."""
+        self.closing.set()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+        fresh = dict(self.market.sources)
+        for kind in set(fresh.values()):
+            names = [k for k, v in fresh.items() if v == kind]
+            await self.store.record_instruments(names, kind, now_ms())
+        self.pipeline.flush_open()
+        await self.writer.stop()
+        await self.bus.close()
+        await self.store.close()
