@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 from cryptopulse.bus import Bus, create_bus
@@ -32,10 +32,18 @@ class Services:
     sources: list[Source] = field(default_factory=list)
     # Set when shutdown begins: streams close with 1001, requests drain.
     closing: asyncio.Event = field(default_factory=asyncio.Event)
+    # Long-running helpers started with the service (e.g. the auto-mode fallback supervisor).
+    supervisors: list[Callable[[Services], Awaitable[None]]] = field(default_factory=list)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    _source_tasks: dict[str, asyncio.Task[None]] = field(default_factory=dict)
 
     @classmethod
-    def create(cls, settings: Settings, sources: Sequence[Source] | None = None) -> Services:
+    def create(
+        cls,
+        settings: Settings,
+        sources: Sequence[Source] | None = None,
+        supervisors: Sequence[Callable[[Services], Awaitable[None]]] = (),
+    ) -> Services:
         store = SQLStore(settings.database_url)
         bus = create_bus(settings.bus_url, settings.bus_history)
         market = MarketState()
@@ -47,16 +55,27 @@ class Services:
             composite_stale_ms=settings.composite_stale_ms,
             fold_stablecoins=settings.fold_stablecoins,
         )
-        return cls(settings, store, bus, market, writer, pipeline, list(sources or []))
+        return cls(
+            settings,
+            store,
+            bus,
+            market,
+            writer,
+            pipeline,
+            sources=list(sources or []),
+            supervisors=list(supervisors),
+        )
 
     async def start(self, migrate: bool = True) -> None:
         if migrate:
             await self.store.migrate()
         await self.bus.start()
         self.writer.start()
-        for source in self.sources:
+        for source in list(self.sources):
             self.add_source(source)
         self._tasks.append(asyncio.create_task(self._housekeeping(), name="housekeeping"))
+        for supervisor in self.supervisors:
+            self._tasks.append(asyncio.create_task(supervisor(self), name="supervisor"))
 
     def add_source(self, source: Source) -> None:
         """Start a source now (also used by the auto-mode supervisor)."""
@@ -66,7 +85,20 @@ class Services:
         for instrument in source.status.instruments:
             self.market.note_instrument(instrument, source.kind)
         task = asyncio.create_task(self._run_source(source), name=f"source:{source.name}")
+        self._source_tasks[source.name] = task
         self._tasks.append(task)
+
+    async def remove_source(self, source: Source) -> None:
+        """Stop a source; its instruments keep their data and their source label."""
+        task = self._source_tasks.pop(source.name, None)
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if source in self.sources:
+            self.sources.remove(source)
+        source.status.connected = False
+        self.market.feeds.pop(source.name, None)
 
     async def _run_source(self, source: Source) -> None:
         try:

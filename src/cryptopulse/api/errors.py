@@ -45,8 +45,10 @@ class ProblemError(Exception):
         title: str,
         detail: str | None = None,
         headers: dict[str, str] | None = None,
+        errors: list[dict[str, str]] | None = None,
     ) -> None:
         super().__init__(detail or title)
+        self.errors = errors
         self.status = status
         self.slug = slug
         self.title = title
@@ -56,6 +58,17 @@ class ProblemError(Exception):
 
 def not_found(detail: str) -> ProblemError:
     return ProblemError(404, "not-found", "Not Found", detail)
+
+
+def invalid_field(field: str, message: str) -> ProblemError:
+    """422 naming one bad field, shaped like a validation error."""
+    return ProblemError(
+        422,
+        "validation",
+        "Unprocessable Content",
+        f"invalid: {field}",
+        errors=[{"field": field, "message": message}],
+    )
 
 
 def problem_response(
@@ -108,7 +121,7 @@ def install(app: FastAPI) -> None:
     async def on_problem(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, ProblemError)
         return problem_response(
-            request, exc.status, exc.slug, exc.title, exc.detail, headers=exc.headers
+            request, exc.status, exc.slug, exc.title, exc.detail, exc.errors, exc.headers
         )
 
     async def on_validation(request: Request, exc: Exception) -> Response:

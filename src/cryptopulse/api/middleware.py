@@ -6,7 +6,6 @@ import time
 import uuid
 
 from prometheus_client import Histogram
-from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cryptopulse.api.metrics import REGISTRY
@@ -23,13 +22,9 @@ _MAX_REQUEST_ID = 128
 
 
 def _route_template(scope: Scope) -> str:
-    app = scope.get("app")
-    router = getattr(app, "router", None)
-    for route in getattr(router, "routes", ()):
-        match, _ = route.matches(scope)
-        if match == Match.FULL:
-            return str(getattr(route, "path", "unknown"))
-    return "unmatched"
+    # The router leaves the matched route in the scope; label by its template, never the path.
+    route = scope.get("route")
+    return str(getattr(route, "path", "unmatched"))
 
 
 class RequestContextMiddleware:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event, func, select
+from sqlalchemy import and_, event, func, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
@@ -197,15 +197,16 @@ class SQLStore:
         return [Candle(*row) for row in rows]
 
     async def get_trades(
-        self, instrument: str, *, limit: int, before: int | None = None
+        self, instrument: str, *, limit: int, before: tuple[int, str] | None = None
     ) -> list[Trade]:
-        """The newest trades (newest first), optionally strictly before time `before`."""
+        """The newest trades (newest first), optionally strictly before (time, trade_id)."""
         t = trades.c
         query = select(t.instrument, t.trade_id, t.price, t.size, t.side, t.time, t.received).where(
             t.instrument == instrument
         )
         if before is not None:
-            query = query.where(t.time < before)
+            time, trade_id = before
+            query = query.where(or_(t.time < time, and_(t.time == time, t.trade_id < trade_id)))
         query = query.order_by(t.time.desc(), t.trade_id.desc()).limit(limit)
         async with self.engine.connect() as conn:
             rows = (await conn.execute(query)).all()

@@ -1,3 +1,78 @@
-from fastapi import APIRouter
+"""Liveness, readiness and Prometheus metrics (public, unversioned)."""
 
-router = APIRouter()
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import orjson
+from fastapi import APIRouter
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.responses import Response
+
+from cryptopulse.api.deps import ServicesDep
+from cryptopulse.api.metrics import REGISTRY, FeedCollector
+from cryptopulse.api.schemas import Health, Readiness
+from cryptopulse.sources.base import now_ms
+
+router = APIRouter(tags=["operations"])
+log = logging.getLogger(__name__)
+
+# A live feed silent for longer than this is not counted as fresh by /readyz.
+FRESH_MS = 60_000
+
+
+@router.get("/healthz", response_model=Health, summary="Liveness")
+async def healthz() -> Response:
+    return Response(b'{"status":"ok"}', media_type="application/json")
+
+
+@router.get(
+    "/readyz",
+    response_model=Readiness,
+    summary="Readiness: store reachable, where data comes from, feed freshness",
+    responses={503: {"model": Readiness, "description": "Not ready"}},
+)
+async def readyz(services: ServicesDep) -> Response:
+    try:
+        store_ok = await asyncio.wait_for(services.store.ping(), timeout=2.0)
+    except Exception:
+        log.warning("readiness: store unreachable", exc_info=True)
+        store_ok = False
+    now = now_ms()
+    feeds = []
+    for status in services.market.feeds.values():
+        age = None if status.last_message is None else now - status.last_message
+        feeds.append(
+            {
+                "name": status.name,
+                "kind": status.kind,
+                "connected": status.connected,
+                "instruments": len(status.instruments),
+                "last_message": status.last_message,
+                "age_ms": age,
+                "messages": status.messages,
+                "reconnects": status.reconnects,
+                "gaps": status.gaps,
+                "last_error": status.last_error,
+            }
+        )
+    fresh = any(
+        s.connected and s.last_message is not None and now - s.last_message < FRESH_MS
+        for s in services.market.feeds.values()
+    )
+    # With no feeds at all (an API-only process) the store alone decides.
+    ready = store_ok and (fresh or not feeds or services.market.mode == "replay")
+    body = {
+        "status": "ready" if ready else "not_ready",
+        "mode": services.market.mode,
+        "store": store_ok,
+        "feeds": feeds,
+    }
+    return Response(orjson.dumps(body), 200 if ready else 503, media_type="application/json")
+
+
+@router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+async def metrics(services: ServicesDep) -> Response:
+    FeedCollector.bind(services)
+    return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)

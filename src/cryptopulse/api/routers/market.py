@@ -1,3 +1,258 @@
-from fastapi import APIRouter
+"""Market data: instruments, tickers, candles, trades."""
 
-router = APIRouter()
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Annotated, Any, Literal
+
+import orjson
+from fastapi import APIRouter, Path, Query
+from starlette.responses import Response
+
+from cryptopulse.api.deps import ServicesDep
+from cryptopulse.api.errors import PROBLEM_RESPONSES, invalid_field, not_found
+from cryptopulse.api.schemas import CandlePage, InstrumentList, TickerList, TickerOut, TradePage
+from cryptopulse.domain.instruments import Instrument, InvalidInstrument, parse_instrument
+from cryptopulse.domain.models import Ticker
+from cryptopulse.runtime import Services
+
+router = APIRouter(prefix="/v1", tags=["market data"], responses=PROBLEM_RESPONSES)
+
+MAX_CANDLES = 1000
+MAX_TRADES = 1000
+Interval = Literal["1m", "5m", "15m", "1h", "4h", "1d"]
+InstrumentPath = Annotated[
+    str,
+    Path(
+        description="`exchange:BASE-QUOTE` (venue) or `BASE-QUOTE` (composite)",
+        examples=["coinbase:BTC-USD"],
+        max_length=80,
+    ),
+]
+
+
+class JSONBytes(Response):
+    media_type = "application/json"
+
+
+def _json(body: Any) -> Response:
+    return JSONBytes(orjson.dumps(body))
+
+
+async def _resolve(services: Services, text: str) -> Instrument:
+    """Parse and check an instrument: known to the live state or to the store, else 404."""
+    try:
+        inst = parse_instrument(text)
+    except InvalidInstrument as exc:
+        raise not_found(str(exc)) from None
+    name = str(inst)
+    market = services.market
+    if name in market.sources or name in market.composites:
+        return inst
+    stored = {row.instrument for row in await services.store.list_instruments()}
+    pairs = {name.split(":", 1)[-1] for name in stored}
+    if name in stored or (inst.is_composite and name in pairs):
+        return inst
+    raise not_found(f"unknown instrument {name!r}; see /v1/instruments")
+
+
+def _source(services: Services, instrument: str, fallback: str | None = None) -> str | None:
+    return services.market.source_of(instrument) or fallback
+
+
+@router.get("/instruments", response_model=InstrumentList, summary="List instruments")
+async def list_instruments(services: ServicesDep) -> Response:
+    """Venue instruments (configured, seen live, or in the store) and their composites."""
+    rows: dict[str, str | None] = {
+        r.instrument: r.source for r in await services.store.list_instruments()
+    }
+    rows.update(services.market.sources)
+    for name in list(rows):
+        pair = name.split(":", 1)[-1]
+        if ":" in name and pair not in rows:
+            rows[pair] = None
+    data = []
+    for name in sorted(rows):
+        inst = parse_instrument(name)
+        source = rows[name] if not inst.is_composite else _source(services, name)
+        data.append(
+            {
+                "instrument": name,
+                "exchange": inst.exchange,
+                "base": inst.base,
+                "quote": inst.quote,
+                "composite": inst.is_composite,
+                "source": source,
+            }
+        )
+    return _json({"data": data})
+
+
+def _ticker_body(ticker: Ticker, source: str | None) -> dict[str, Any]:
+    return {
+        "instrument": ticker.instrument,
+        "bid": ticker.bid,
+        "ask": ticker.ask,
+        "last": ticker.last,
+        "bid_size": ticker.bid_size,
+        "ask_size": ticker.ask_size,
+        "volume_24h": ticker.volume_24h,
+        "time": ticker.time,
+        "received": ticker.received,
+        "source": source,
+    }
+
+
+@router.get("/tickers", response_model=TickerList, summary="Latest tickers")
+async def list_tickers(services: ServicesDep) -> Response:
+    market = services.market
+    data = [_ticker_body(t, market.source_of(name)) for name, t in sorted(market.tickers.items())]
+    return _json({"data": data, "source": market.mode})
+
+
+@router.get("/tickers/{instrument}", response_model=TickerOut, summary="Latest ticker")
+async def get_ticker(services: ServicesDep, instrument: InstrumentPath) -> Response:
+    inst = await _resolve(services, instrument)
+    ticker = services.market.tickers.get(str(inst))
+    if ticker is None:
+        raise not_found(f"no ticker for {inst} yet")
+    return _json(_ticker_body(ticker, services.market.source_of(str(inst))))
+
+
+def _b64(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _unb64(cursor: str) -> Any:
+    try:
+        return orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    except (binascii.Error, ValueError):
+        raise invalid_field("cursor", "not a cursor this API issued") from None
+
+
+def _encode_cursor(direction: str, position: int) -> str:
+    return _b64(orjson.dumps({"d": direction, "p": position}))
+
+
+def _decode_cursor(cursor: str) -> tuple[str, int]:
+    body = _unb64(cursor)
+    if not isinstance(body, dict) or body.get("d") not in ("a", "d"):
+        raise invalid_field("cursor", "not a cursor this API issued")
+    position = body.get("p")
+    if not isinstance(position, int) or isinstance(position, bool):
+        raise invalid_field("cursor", "not a cursor this API issued")
+    return str(body["d"]), position
+
+
+def _decode_trade_cursor(cursor: str) -> tuple[int, str]:
+    body = _unb64(cursor)
+    if not isinstance(body, dict):
+        raise invalid_field("cursor", "not a cursor this API issued")
+    time, trade_id = body.get("t"), body.get("i")
+    if not isinstance(time, int) or isinstance(time, bool) or not isinstance(trade_id, str):
+        raise invalid_field("cursor", "not a cursor this API issued")
+    return time, trade_id
+
+
+@router.get("/candles/{instrument}", response_model=CandlePage, summary="Candles (OHLCV)")
+async def get_candles(
+    services: ServicesDep,
+    instrument: InstrumentPath,
+    interval: Annotated[Interval, Query(description="candle interval")] = "1m",
+    start: Annotated[int | None, Query(ge=0, description="first open_time, ms (inclusive)")] = None,
+    end: Annotated[int | None, Query(ge=0, description="last open_time, ms (inclusive)")] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_CANDLES)] = 100,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+) -> Response:
+    """Oldest first. With `start`, pages forward from it; without, returns the newest
+    `limit` candles up to `end` and `next_cursor` pages back in time. The open candle
+    (`closed: false`) is included as it stands."""
+    inst = await _resolve(services, instrument)
+    if start is not None and end is not None and start > end:
+        raise invalid_field("start", "start must not be after end")
+    descending = start is None
+    if cursor is not None:
+        direction, position = _decode_cursor(cursor)
+        descending = direction == "d"
+        if descending:
+            end = position - 1
+        else:
+            start = position + 1
+    rows = await services.store.get_candles(
+        str(inst), interval, start=start, end=end, limit=limit + 1, descending=descending
+    )
+    more = len(rows) > limit
+    rows = rows[:limit]
+    if descending:
+        rows.reverse()
+    next_cursor = None
+    if more and rows:
+        next_cursor = (
+            _encode_cursor("d", rows[0].open_time)
+            if descending
+            else _encode_cursor("a", rows[-1].open_time)
+        )
+    data = [
+        {
+            "open_time": c.open_time,
+            "open": c.open,
+            "high": c.high,
+            "low": c.low,
+            "close": c.close,
+            "volume": c.volume,
+            "quote_volume": c.quote_volume,
+            "trades": c.trades,
+            "closed": c.closed,
+        }
+        for c in rows
+    ]
+    body = {
+        "instrument": str(inst),
+        "interval": interval,
+        "source": _source(services, str(inst)),
+        "data": data,
+        "next_cursor": next_cursor,
+    }
+    return _json(body)
+
+
+@router.get("/trades/{instrument}", response_model=TradePage, summary="Recent trades")
+async def get_trades(
+    services: ServicesDep,
+    instrument: InstrumentPath,
+    limit: Annotated[int, Query(ge=1, le=MAX_TRADES)] = 100,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+) -> Response:
+    """Newest first, from the store (kept for `trade_retention_hours`); venue instruments
+    only. `next_cursor` pages to older trades."""
+    inst = await _resolve(services, instrument)
+    if inst.is_composite:
+        raise invalid_field("instrument", "trades are per venue: use exchange:BASE-QUOTE")
+    before = _decode_trade_cursor(cursor) if cursor is not None else None
+    rows = await services.store.get_trades(str(inst), limit=limit + 1, before=before)
+    more = len(rows) > limit
+    rows = rows[:limit]
+    data = [
+        {
+            "trade_id": t.trade_id,
+            "price": t.price,
+            "size": t.size,
+            "side": t.side,
+            "time": t.time,
+            "received": t.received,
+        }
+        for t in rows
+    ]
+    next_cursor = None
+    if more and rows:
+        last = rows[-1]
+        next_cursor = _b64(orjson.dumps({"t": last.time, "i": last.trade_id}))
+    return _json(
+        {
+            "instrument": str(inst),
+            "source": _source(services, str(inst)),
+            "data": data,
+            "next_cursor": next_cursor,
+        }
+    )

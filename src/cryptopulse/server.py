@@ -1,0 +1,84 @@
+"""Running the API under uvicorn, with a shutdown that closes streams with 1001 first."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from types import FrameType
+
+import uvicorn
+
+from cryptopulse.api.app import create_app
+from cryptopulse.runtime import Services
+from cryptopulse.settings import Settings
+from cryptopulse.sources.auto import build_sources
+
+log = logging.getLogger(__name__)
+
+# Time given to stream handlers to send 1001 before uvicorn closes sockets itself (with 1012).
+DRAIN_S = 0.5
+
+
+class GracefulServer(uvicorn.Server):
+    """On SIGINT/SIGTERM: tell the services we are closing (streams send 1001 and stop),
+    then let uvicorn drain HTTP requests and run the lifespan shutdown (which flushes
+    open candles to the store). A second signal exits at once."""
+
+    services: Services | None = None
+    _loop: asyncio.AbstractEventLoop | None = None
+    _draining = False
+
+    async def serve(self, sockets: list[object] | None = None) -> None:  # type: ignore[override]
+        self._loop = asyncio.get_running_loop()
+        await super().serve(sockets)  # type: ignore[arg-type]
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        if self._draining or self._loop is None or self.services is None:
+            super().handle_exit(sig, frame)
+            return
+        self._draining = True
+        self._loop.call_soon_threadsafe(self._begin_drain, sig, frame)
+
+    def _begin_drain(self, sig: int, frame: FrameType | None) -> None:
+        assert self.services is not None and self._loop is not None
+        log.info("shutting down: closing streams, draining requests, flushing candles")
+        self.services.closing.set()
+        self._loop.call_later(DRAIN_S, uvicorn.Server.handle_exit, self, sig, frame)
+
+
+def build_server(settings: Settings) -> GracefulServer:
+    server: GracefulServer | None = None
+
+    def services_factory(s: Settings) -> Services:
+        sources, supervisors = build_sources(s)
+        services = Services.create(s, sources, supervisors)
+        assert server is not None
+        server.services = services
+        return services
+
+    app = create_app(settings, services_factory)
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        lifespan="on",
+        ws_max_size=settings.ws_max_frame_bytes,
+        ws_ping_interval=None,  # the stream protocol has its own heartbeats
+        proxy_headers=False,
+        server_header=False,
+    )
+    server = GracefulServer(config)
+    return server
+
+
+def run(settings: Settings) -> None:
+    """Serve until SIGINT/SIGTERM (blocking)."""
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    log.info(
+        "cryptopulse on http://%s:%d (source=%s)", settings.host, settings.port, settings.source
+    )
+    build_server(settings).run()
