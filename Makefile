@@ -3,14 +3,20 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+DEV_STAMP := $(VENV)/.installed-dev
+PIP := $(BIN)/pip install --disable-pip-version-check -q
 
-.PHONY: serve test lint types unit fmt bench clean migrate
+.PHONY: serve test lint types unit fmt clean migrate
 
+# serve installs only what the service needs; the test tools come with `make test`.
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --disable-pip-version-check -q --upgrade pip
-	$(BIN)/pip install --disable-pip-version-check -q -e '.[dev]'
+	$(PIP) -e .
 	touch $(STAMP)
+
+$(DEV_STAMP): $(STAMP)
+	$(PIP) -e '.[dev]'
+	touch $(DEV_STAMP)
 
 serve: $(STAMP)
 	$(BIN)/cryptopulse migrate
@@ -19,24 +25,21 @@ serve: $(STAMP)
 migrate: $(STAMP)
 	$(BIN)/cryptopulse migrate
 
-lint: $(STAMP)
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+lint: $(DEV_STAMP)
+	$(BIN)/ruff check src tests
+	$(BIN)/ruff format --check src tests
 
-types: $(STAMP)
+types: $(DEV_STAMP)
 	$(BIN)/mypy
 
-unit: $(STAMP)
+unit: $(DEV_STAMP)
 	$(BIN)/pytest -q
 
 test: lint types unit
 
-fmt: $(STAMP)
-	$(BIN)/ruff format src tests bench
-	$(BIN)/ruff check --fix src tests bench
-
-bench: $(STAMP)
-	$(BIN)/python -m bench
+fmt: $(DEV_STAMP)
+	$(BIN)/ruff format src tests
+	$(BIN)/ruff check --fix src tests
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
