@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from cryptopulse.bus import Bus, create_bus
 from cryptopulse.pipeline import Pipeline
@@ -33,7 +34,7 @@ class Services:
     # Set when shutdown begins: streams close with 1001, requests drain.
     closing: asyncio.Event = field(default_factory=asyncio.Event)
     # Long-running helpers started with the service (e.g. the auto-mode fallback supervisor).
-    supervisors: list[Callable[[Services], Awaitable[None]]] = field(default_factory=list)
+    supervisors: list[Callable[[Services], Coroutine[Any, Any, None]]] = field(default_factory=list)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _source_tasks: dict[str, asyncio.Task[None]] = field(default_factory=dict)
 
@@ -42,7 +43,7 @@ class Services:
         cls,
         settings: Settings,
         sources: Sequence[Source] | None = None,
-        supervisors: Sequence[Callable[[Services], Awaitable[None]]] = (),
+        supervisors: Sequence[Callable[[Services], Coroutine[Any, Any, None]]] = (),
     ) -> Services:
         store = SQLStore(settings.database_url)
         bus = create_bus(settings.bus_url, settings.bus_history)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Literal
+import json
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_INSTRUMENTS: tuple[str, ...] = (
     "coinbase:BTC-USD",
@@ -41,7 +42,10 @@ class Settings(BaseSettings):
     database_url: str = "sqlite+aiosqlite:///./data/cryptopulse.db"
     bus_url: str = "memory://"
     source: SourceMode = "auto"
-    instruments: list[str] = Field(default_factory=lambda: list(DEFAULT_INSTRUMENTS))
+    # NoDecode: a comma-separated env value is split below instead of parsed as JSON.
+    instruments: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: list(DEFAULT_INSTRUMENTS)
+    )
     # auto mode: how long the live feeds get before the simulator takes over.
     live_connect_timeout_s: float = 5.0
     bus_history: int = 1000
@@ -73,6 +77,9 @@ class Settings(BaseSettings):
     @field_validator("instruments", mode="before")
     @classmethod
     def _split_instruments(cls, value: object) -> object:
-        if isinstance(value, str) and not value.lstrip().startswith("["):
-            return [part.strip() for part in value.split(",") if part.strip()]
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return [part.strip() for part in text.split(",") if part.strip()]
         return value

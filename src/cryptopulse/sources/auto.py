@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
+from typing import Any
 
 from cryptopulse.domain.instruments import parse_instrument
 from cryptopulse.runtime import Services
@@ -15,7 +16,7 @@ from cryptopulse.sources.base import Source
 
 log = logging.getLogger(__name__)
 
-Supervisor = Callable[[Services], Awaitable[None]]
+Supervisor = Callable[[Services], Coroutine[Any, Any, None]]
 
 
 def live_sources(settings: Settings, instruments: Sequence[str]) -> list[Source]:
