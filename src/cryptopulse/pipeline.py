@@ -134,10 +134,10 @@ class Pipeline:
             await self._emit_candles(agg.close_due(now_ms))
 
     def flush_open(self) -> None:
-        """Hand every open venue candle to the writer (shutdown: nothing closed is lost)."""
+        """Hand every open candle to the writer (shutdown: nothing closed is lost)."""
         if self.writer is None:
             return
-        for agg in self._venue_candles.values():
+        for agg in (*self._venue_candles.values(), *self._pair_candles.values()):
             for candle in agg.open_candles():
                 self.writer.add_candle(candle)
 

@@ -25,13 +25,15 @@ class MarketState:
         self.composites.setdefault(pair, set()).add(instrument)
 
     def source_of(self, instrument: str) -> str | None:
-        """Source kind of a venue instrument, or of a composite's venues (joined if mixed)."""
+        """Source kind of a venue instrument, or of the venues that have data for a composite
+        (joined with "+" if mixed): a configured feed that never delivered does not count."""
         if instrument in self.sources:
             return self.sources[instrument]
         venues = self.composites.get(instrument)
         if not venues:
             return None
-        kinds = sorted({self.sources[v] for v in venues if v in self.sources})
+        active = [v for v in venues if v in self.tickers] or list(venues)
+        kinds = sorted({self.sources[v] for v in active if v in self.sources})
         return "+".join(kinds) if kinds else None
 
     @property

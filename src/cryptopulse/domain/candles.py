@@ -147,11 +147,29 @@ class CandleAggregator:
         ]
 
 
+def _unique(trades: Iterable[Trade]) -> list[Trade]:
+    """Trades in input order without repeats of an (instrument, trade id) already seen."""
+    seen: set[tuple[str, str]] = set()
+    out: list[Trade] = []
+    for trade in trades:
+        if trade.trade_id:
+            key = (trade.instrument, trade.trade_id)
+            if key in seen:
+                continue
+            seen.add(key)
+        out.append(trade)
+    return out
+
+
 def aggregate_trades(trades: Iterable[Trade], interval: str) -> list[Candle]:
-    """Batch path: candles of one interval from trades in any order (all closed)."""
+    """Batch path: candles of one interval from trades in any order (all closed).
+
+    Same rules as the incremental path, minus lateness: ties in time go by input order,
+    and a repeated (instrument, trade id) is a duplicate and is ignored.
+    """
     length = INTERVALS[interval]
     buckets: dict[tuple[str, int], _Bucket] = {}
-    for trade in sorted(trades, key=lambda t: t.time):
+    for trade in sorted(_unique(trades), key=lambda t: t.time):
         key = (trade.instrument, trade.time - trade.time % length)
         bucket = buckets.get(key)
         if bucket is None:

@@ -36,19 +36,23 @@ class CompositeBook:
         pair = inst.pair
         venues = self._venues.setdefault(pair, {})
         start = trade.time - trade.time % self.window_ms
-        if self._window_start.get(pair, start) != start:
+        # Only a newer window resets the weights: a delayed trade from the previous window
+        # must not flip the pair back and forth across the boundary.
+        if start > self._window_start.get(pair, start):
             for state in venues.values():
                 state.weight = 0.0
-        self._window_start[pair] = start
+        self._window_start[pair] = max(start, self._window_start.get(pair, start))
         venue = inst.exchange or ""
         current = venues.get(venue)
         if current is None:
             venues[venue] = _VenueState(trade.price, trade.size, trade.time)
         else:
-            current.price = trade.price
+            if trade.time >= current.updated:  # a delayed trade is not the venue's price
+                current.price = trade.price
+                current.updated = trade.time
             current.weight += trade.size
-            current.updated = max(current.updated, trade.time)
-        price = self.price(pair, now=trade.time)
+        # Staleness is judged against the newest update of the pair, not this trade's time.
+        price = self.price(pair, now=max(v.updated for v in venues.values()))
         if price is None:
             return None
         return Ticker(pair, None, None, price, None, None, None, trade.time, trade.received)

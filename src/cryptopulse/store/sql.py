@@ -13,7 +13,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from cryptopulse.domain.instruments import parse_instrument
+from cryptopulse.domain.instruments import INTERVALS, parse_instrument
 from cryptopulse.domain.models import Candle, Trade
 from cryptopulse.store.tables import candles, instruments, trades
 
@@ -211,6 +211,16 @@ class SQLStore:
         async with self.engine.connect() as conn:
             rows = (await conn.execute(query)).all()
         return [Trade(*row) for row in rows]
+
+    async def count_candles(self, instrument: str) -> dict[str, int]:
+        """Candles stored per interval for one instrument, in interval order."""
+        c = candles.c
+        query = (
+            select(c.interval, func.count()).where(c.instrument == instrument).group_by(c.interval)
+        )
+        async with self.engine.connect() as conn:
+            found = {row[0]: int(row[1]) for row in await conn.execute(query)}
+        return {i: found[i] for i in INTERVALS if i in found}
 
     async def count_trades(self, instrument: str | None = None) -> int:
         query = select(func.count()).select_from(trades)

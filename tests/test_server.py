@@ -1,0 +1,118 @@
+"""The real `cryptopulse serve` process: simulator data, readiness, and a clean SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def served(tmp_path: Path):  # type: ignore[no-untyped-def]
+    port = free_port()
+    db = tmp_path / "serve.db"
+    env = {
+        **os.environ,
+        "CRYPTOPULSE_DATABASE_URL": f"sqlite+aiosqlite:///{db}",
+        # unreachable live endpoints: auto mode must fall back to the simulator
+        "CRYPTOPULSE_COINBASE_WS_URL": "ws://127.0.0.1:9/",
+        "CRYPTOPULSE_BINANCE_WS_URL": "ws://127.0.0.1:9",
+        "CRYPTOPULSE_KRAKEN_WS_URL": "ws://127.0.0.1:9/",
+        "CRYPTOPULSE_LIVE_CONNECT_TIMEOUT_S": "1",
+        "CRYPTOPULSE_INSTRUMENTS": "coinbase:BTC-USD,binance:ETH-USDT,kraken:SOL-USD",
+    }
+    proc = subprocess.Popen(
+        [str(Path(sys.executable).parent / "cryptopulse"), "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        yield f"127.0.0.1:{port}", proc, db
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(timeout=10)
+
+
+def wait_ready(base: str, proc: subprocess.Popen[str], timeout: float = 30.0) -> dict[str, object]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, proc.stdout.read() if proc.stdout else "exited"
+        try:
+            response = httpx.get(f"http://{base}/readyz", timeout=1.0)
+            if response.status_code == 200:
+                body: dict[str, object] = response.json()
+                return body
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    raise AssertionError("server not ready in time")
+
+
+def test_offline_serve_falls_back_to_labelled_simulator_and_stops_cleanly(served) -> None:  # type: ignore[no-untyped-def]
+    base, proc, db = served
+    ready = wait_ready(base, proc)
+    assert ready["mode"] == "simulated"
+    feeds = {f["name"]: f for f in ready["feeds"]}  # type: ignore[attr-defined]
+    assert feeds["simulator"]["connected"] is True
+    assert httpx.get(f"http://{base}/docs").status_code == 200
+
+    deadline = time.monotonic() + 20
+    trades: list[dict[str, object]] = []
+    while not trades and time.monotonic() < deadline:
+        body = httpx.get(f"http://{base}/v1/trades/sim:BTC-USD").json()
+        trades = body.get("data", [])
+        time.sleep(0.3)
+    assert trades, "the simulator produced no trades"
+    assert body["source"] == "simulated"
+    ticker = httpx.get(f"http://{base}/v1/tickers/BTC-USD").json()
+    assert ticker["source"] == "simulated" and ticker["last"] > 0
+
+    async def stream_then_sigterm() -> int | None:
+        async with connect(f"ws://{base}/v1/stream") as ws:
+            await ws.send(
+                json.dumps({"op": "subscribe", "id": 1, "channels": ["candles:sim:BTC-USD:1m"]})
+            )
+            assert json.loads(await asyncio.wait_for(ws.recv(), 5))["type"] == "subscribed"
+            proc.send_signal(signal.SIGTERM)
+            try:
+                while True:
+                    await asyncio.wait_for(ws.recv(), 10)
+            except ConnectionClosed as closed:
+                return closed.rcvd.code if closed.rcvd else None
+
+    assert asyncio.run(stream_then_sigterm()) == 1001
+    # uvicorn re-raises the signal once it has shut down cleanly
+    assert proc.wait(timeout=15) in (0, -signal.SIGTERM)
+    output = proc.stdout.read() if proc.stdout else ""
+    assert "Traceback" not in output and "SIMULATED" in output
+    # every candle the process had, open ones included, is in the store after it exits
+    with sqlite3.connect(db) as conn:
+        counts = dict(
+            conn.execute(
+                "select interval, count(*) from candles where instrument='sim:BTC-USD' group by 1"
+            ).fetchall()
+        )
+        stored = conn.execute("select count(*) from trades").fetchone()[0]
+    assert set(counts) == {"1m", "5m", "15m", "1h", "4h", "1d"}
+    assert stored >= len(trades)
