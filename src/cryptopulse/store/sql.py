@@ -45,7 +45,8 @@ def migrate(url: str) -> None:
     config = Config()
     config.set_main_option("script_location", str(_migrations_dir()))
     config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
-    command.upgrade(config, "head")
+    # "heads": feature migrations branch from the base revision independently.
+    command.upgrade(config, "heads")
 
 
 def _ensure_sqlite_dir(url: str) -> None:
