@@ -73,6 +73,12 @@ def test_offline_serve_falls_back_to_labelled_simulator_and_stops_cleanly(served
     base, proc, db = served
     ready = wait_ready(base, proc)
     assert ready["mode"] == "simulated"
+    # First start with an empty store: an admin key, next to the database, mode 0600.
+    key_file = db.parent / "first-key.txt"
+    assert key_file.stat().st_mode & 0o777 == 0o600
+    key = key_file.read_text().strip()
+    auth = {"Authorization": f"Bearer {key}"}
+    assert httpx.get(f"http://{base}/v1/tickers").status_code == 401
     feeds = {f["name"]: f for f in ready["feeds"]}  # type: ignore[attr-defined]
     assert feeds["simulator"]["connected"] is True
     assert httpx.get(f"http://{base}/docs").status_code == 200
@@ -80,16 +86,16 @@ def test_offline_serve_falls_back_to_labelled_simulator_and_stops_cleanly(served
     deadline = time.monotonic() + 20
     trades: list[dict[str, object]] = []
     while not trades and time.monotonic() < deadline:
-        body = httpx.get(f"http://{base}/v1/trades/sim:BTC-USD").json()
+        body = httpx.get(f"http://{base}/v1/trades/sim:BTC-USD", headers=auth).json()
         trades = body.get("data", [])
         time.sleep(0.3)
     assert trades, "the simulator produced no trades"
     assert body["source"] == "simulated"
-    ticker = httpx.get(f"http://{base}/v1/tickers/BTC-USD").json()
+    ticker = httpx.get(f"http://{base}/v1/tickers/BTC-USD", headers=auth).json()
     assert ticker["source"] == "simulated" and ticker["last"] > 0
 
     async def stream_then_sigterm() -> int | None:
-        async with connect(f"ws://{base}/v1/stream") as ws:
+        async with connect(f"ws://{base}/v1/stream", additional_headers=auth) as ws:
             await ws.send(
                 json.dumps({"op": "subscribe", "id": 1, "channels": ["candles:sim:BTC-USD:1m"]})
             )
@@ -106,6 +112,7 @@ def test_offline_serve_falls_back_to_labelled_simulator_and_stops_cleanly(served
     assert proc.wait(timeout=15) in (0, -signal.SIGTERM)
     output = proc.stdout.read() if proc.stdout else ""
     assert "Traceback" not in output and "SIMULATED" in output
+    assert output.count(key) == 1  # printed once, on the console, never logged again
     # every candle the process had, open ones included, is in the store after it exits
     with sqlite3.connect(db) as conn:
         counts = dict(

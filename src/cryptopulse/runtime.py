@@ -11,6 +11,7 @@ from typing import Any
 
 from cryptopulse.bus import Bus, create_bus
 from cryptopulse.pipeline import Pipeline
+from cryptopulse.security.access import AccessControl
 from cryptopulse.settings import Settings
 from cryptopulse.sources.base import Source, now_ms
 from cryptopulse.state import MarketState
@@ -37,6 +38,11 @@ class Services:
     supervisors: list[Callable[[Services], Coroutine[Any, Any, None]]] = field(default_factory=list)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _source_tasks: dict[str, asyncio.Task[None]] = field(default_factory=dict)
+    # Keys, tokens, plans, rate limits, usage (built from settings and the store).
+    access: AccessControl = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.access = AccessControl(self.settings, self.store)
 
     @classmethod
     def create(
@@ -70,6 +76,7 @@ class Services:
     async def start(self, migrate: bool = True) -> None:
         if migrate:
             await self.store.migrate()
+        await self.access.start()
         await self.bus.start()
         self.writer.start()
         for source in list(self.sources):
@@ -149,4 +156,5 @@ class Services:
         self.pipeline.flush_open()
         await self.writer.stop()
         await self.bus.close()
+        await self.access.stop()
         await self.store.close()

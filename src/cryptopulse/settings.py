@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_INSTRUMENTS: tuple[str, ...] = (
@@ -32,6 +32,8 @@ DEFAULT_INSTRUMENTS: tuple[str, ...] = (
 )
 
 SourceMode = str  # "auto" | "live" | "sim" | "replay:PATH"
+
+PLACEHOLDER_SECRET = "change-me"  # noqa: S105  (refused in production)
 
 
 class Settings(BaseSettings):
@@ -66,6 +68,56 @@ class Settings(BaseSettings):
     coinbase_ws_url: str = "wss://ws-feed.exchange.coinbase.com"
     coinbase_rest_url: str = "https://api.exchange.coinbase.com"
     kraken_ws_url: str = "wss://ws.kraken.com"
+
+    # --- access control, rate limits, hardening (docs/security.md) ---
+    environment: Literal["development", "production"] = "development"
+    # Placeholders are refused in production; in development a random per-process secret
+    # replaces them (tokens then hold in this process only).
+    jwt_secret: str = PLACEHOLDER_SECRET
+    # Secrets that signed tokens still alive: verified (chosen by `kid`), never used to sign.
+    jwt_previous_secrets: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    jwt_issuer: str = "cryptopulse"
+    jwt_audience: str = "cryptopulse-api"
+    jwt_ttl_s: int = Field(900, ge=30, le=86_400)
+    # Key lookups are cached this long per worker: a revocation holds everywhere within it.
+    key_cache_ttl_s: float = Field(1.0, gt=0, le=1.0)
+    key_rotation_grace_s: int = Field(86_400, ge=0)
+    # Plan given to callers without credentials (e.g. "public"); None: credentials required.
+    anonymous_plan: str | None = None
+    # JSON: plan name -> fields to change or a new plan (see security/plans.py).
+    plans: dict[str, dict[str, int]] = Field(default_factory=dict)
+    # `memory://` (one process) or `redis://host:port/db` (shared by workers and replicas).
+    rate_limit_storage_url: str = "memory://"
+    auth_failures_per_minute: int = 30  # per client address
+    usage_flush_interval_s: float = 5.0
+    max_request_bytes: int = 1_048_576  # larger bodies get 413
+    max_candle_range: int = 100_000  # (end - start) / interval of one candles query
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    docs_enabled: bool = True  # /docs, /redoc and /openapi.json
+    # First start, no key in the store, not production: create an admin key and write it to
+    # `first_key_file` (default: next to the SQLite file, else ./data/first-key.txt).
+    bootstrap_key: bool = True
+    first_key_file: str | None = None
+    ws_reauth_grace_s: float = 10.0  # after `token_expired`, time to send a new `auth`
+    outbound_timeout_s: float = 10.0  # every outbound HTTP call
+
+    @field_validator("jwt_previous_secrets", "cors_origins", mode="before")
+    @classmethod
+    def _split_lists(cls, value: object) -> object:
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return [part.strip() for part in text.split(",") if part.strip()]
+        return value
+
+    @model_validator(mode="after")
+    def _refuse_placeholders_in_production(self) -> Settings:
+        if self.environment == "production":
+            secret = self.jwt_secret
+            if secret == PLACEHOLDER_SECRET or len(secret) < 32 or "change" in secret.lower():
+                raise ValueError("production needs CRYPTOPULSE_JWT_SECRET: 32+ random characters")
+        return self
 
     @field_validator("source")
     @classmethod

@@ -25,7 +25,10 @@ def make_trade(
 
 @pytest.fixture
 async def app(tmp_path: Path) -> AsyncIterator[FastAPI]:
-    settings = Settings(database_url=f"sqlite+aiosqlite:///{tmp_path}/api.db", source="sim")
+    # The public read-only plan: these tests are about market data, not credentials.
+    settings = Settings(
+        database_url=f"sqlite+aiosqlite:///{tmp_path}/api.db", source="sim", anonymous_plan="public"
+    )
     app = create_app(settings, lambda s: Services.create(s, sources=[]))
     async with app.router.lifespan_context(app):
         yield app

@@ -49,7 +49,11 @@ class Running:
 @asynccontextmanager
 async def serve(tmp_path: Path, **overrides: Any) -> AsyncIterator[Running]:
     settings = Settings(
-        database_url=f"sqlite+aiosqlite:///{tmp_path}/t.db", source="sim", **overrides
+        database_url=f"sqlite+aiosqlite:///{tmp_path}/t.db",
+        source="sim",
+        # Anonymous callers on the pro plan: these tests are about the stream, not credentials.
+        anonymous_plan="pro",
+        **overrides,
     )
     app = create_app(settings, services_factory=lambda s: Services.create(s, sources=[]))
     config = uvicorn.Config(app, host="127.0.0.1", port=0, lifespan="on", log_level="warning")
@@ -186,7 +190,8 @@ async def test_bad_frames_get_errors_and_the_connection_stays_usable(tmp_path: P
         assert (error["id"], error["code"]) == (4, "unknown_channel")
         await send(ws, op="subscribe", id=5, channels=TRADES)
         assert (await recv(ws))["code"] == "invalid_request"
-        await send(ws, op="auth", token="anything")  # accepted silently for now
+        await send(ws, op="auth", token="anything")
+        assert (await recv(ws))["code"] == "invalid_token"
         await send(ws, op="ping", id=6)
         assert await recv(ws) == {"type": "pong", "id": 6}
         await subscribe(ws, TRADES)  # nothing of the refused subscribe stuck

@@ -18,12 +18,15 @@ from starlette.websockets import (
     WebSocketState,
 )
 
+from cryptopulse.api._stream_auth import StreamGuard
 from cryptopulse.api._stream_ops import (
     MAX_CHANNELS,
+    Auth,
     OpError,
     Ping,
     Subscribe,
     Unsubscribe,
+    authenticated_frame,
     heartbeat_frame,
     parse_op,
     pong_frame,
@@ -59,6 +62,7 @@ class StreamConnection:
         self._done = asyncio.Event()
         self._close_code: int | None = None
         self._close_reason = ""
+        self._guard = StreamGuard(websocket, services.access, self._close, self._notify)
 
     def _close(self, code: int, reason: str) -> None:
         """Ask `run` to close with `code`; the first reason given wins."""
@@ -69,9 +73,14 @@ class StreamConnection:
     def _overflowed(self) -> None:
         self._close(TOO_SLOW, "too slow to keep up; resume from the last seq")
 
+    def _notify(self, code: str) -> None:
+        self._queue.put(OpError(code, code.replace("_", " ")).frame())
+
     async def run(self) -> None:
         """Serve until the client leaves, a limit is hit or the service shuts down."""
+        await self._guard.handshake()
         tasks = [
+            asyncio.create_task(self._guard.watch(), name="stream-auth"),
             asyncio.create_task(self._read_loop(), name="stream-reader"),
             asyncio.create_task(self._write_loop(), name="stream-writer"),
             asyncio.create_task(self._done.wait(), name="stream-done"),
@@ -80,6 +89,7 @@ class StreamConnection:
         try:
             await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         finally:
+            self._guard.release()
             self._queue.stop()
             for task in tasks:
                 task.cancel()
@@ -127,19 +137,24 @@ class StreamConnection:
     async def _handle(self, raw: str | bytes) -> None:
         try:
             op = parse_op(raw)
+            if isinstance(op, Auth):
+                await self._guard.auth(op.token, None)
+                self._queue.put(authenticated_frame())
+                return
+            self._guard.check_op(op.id)
             if isinstance(op, Subscribe):
                 await self._subscribe(op)
             elif isinstance(op, Unsubscribe):
                 await self._unsubscribe(op)
             elif isinstance(op, Ping):
                 self._queue.put(pong_frame(op.id))
-            # `auth` is accepted without a reply until access control lands.
         except OpError as exc:
             self._queue.put(exc.frame())
 
     async def _subscribe(self, op: Subscribe) -> None:
         subscribed = self._queue.channels
         new = [name for name in op.channels if name not in subscribed]
+        self._guard.check_subscribe(op.channels, len(subscribed) + len(new), op.id)
         if len(subscribed) + len(new) > MAX_CHANNELS:
             message = f"at most {MAX_CHANNELS} channels per connection"
             raise OpError("too_many_subscriptions", message, op.id)

@@ -177,6 +177,10 @@ def unsubscribed_frame(op_id: OpId, channels: tuple[str, ...]) -> str:
     return _frame({"type": "unsubscribed", "id": op_id, "channels": list(channels)})
 
 
+def authenticated_frame() -> str:
+    return _frame({"type": "authenticated"})
+
+
 def pong_frame(op_id: OpId) -> str:
     return _frame({"type": "pong", "id": op_id})
 

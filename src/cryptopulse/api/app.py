@@ -6,11 +6,13 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from starlette.middleware.cors import CORSMiddleware
 
 from cryptopulse import __version__
 from cryptopulse.api import errors
+from cryptopulse.api._hardening import CORS_EXPOSED, SecurityHeadersMiddleware
 from cryptopulse.api.middleware import RequestContextMiddleware
-from cryptopulse.api.routers import health, market
+from cryptopulse.api.routers import admin, auth, health, market
 from cryptopulse.runtime import Services
 from cryptopulse.settings import Settings
 
@@ -46,12 +48,28 @@ def create_app(
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
+        docs_url="/docs" if settings.docs_enabled else None,
+        redoc_url="/redoc" if settings.docs_enabled else None,
+        openapi_url="/openapi.json" if settings.docs_enabled else None,
     )
     app.state.settings = settings
     errors.install(app)
+    # Innermost first: security headers and body limit, CORS, then request ids outermost.
+    app.add_middleware(SecurityHeadersMiddleware, max_body_bytes=settings.max_request_bytes)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "DELETE"],
+            allow_headers=["Authorization", "X-API-Key", "Content-Type", "X-Request-ID"],
+            expose_headers=CORS_EXPOSED,
+            max_age=600,
+        )
     app.add_middleware(RequestContextMiddleware)
     app.include_router(health.router)
     app.include_router(market.router)
+    app.include_router(auth.router)
+    app.include_router(admin.router)
     from cryptopulse.api import stream  # noqa: PLC0415  (import cycle guard)
 
     app.include_router(stream.router)

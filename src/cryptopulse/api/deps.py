@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import Depends
+from fastapi import Depends, Security
 from starlette.requests import HTTPConnection
 
+from cryptopulse.api._auth import authorize
 from cryptopulse.runtime import Services
+from cryptopulse.security import Principal
 
 
 def get_services(conn: HTTPConnection) -> Services:
@@ -16,3 +18,18 @@ def get_services(conn: HTTPConnection) -> Services:
 
 
 ServicesDep = Annotated[Services, Depends(get_services)]
+
+
+def require_scope(*scopes: str) -> Any:
+    """`Security(...)` for a route or router: authenticate, check `scopes`, rate-limit.
+    Use at router level: `APIRouter(dependencies=[require_scope("signals:read")])`."""
+    return Security(authorize, scopes=list(scopes))
+
+
+# Any valid credential (or the public plan), no particular scope.
+Authenticated = Annotated[Principal, Security(authorize)]
+ReadMarket = Annotated[Principal, Security(authorize, scopes=["market:read"])]
+ReadSignals = Annotated[Principal, Security(authorize, scopes=["signals:read"])]
+WriteAlerts = Annotated[Principal, Security(authorize, scopes=["alerts:write"])]
+WriteWebhooks = Annotated[Principal, Security(authorize, scopes=["webhooks:write"])]
+AdminScope = Annotated[Principal, Security(authorize, scopes=["admin"])]

@@ -10,14 +10,25 @@ import orjson
 from fastapi import APIRouter, Path, Query
 from starlette.responses import Response
 
-from cryptopulse.api.deps import ServicesDep
+from cryptopulse.api._auth import AUTH_RESPONSES
+from cryptopulse.api.deps import ServicesDep, require_scope
 from cryptopulse.api.errors import PROBLEM_RESPONSES, invalid_field, not_found
 from cryptopulse.api.schemas import CandlePage, InstrumentList, TickerList, TickerOut, TradePage
-from cryptopulse.domain.instruments import Instrument, InvalidInstrument, parse_instrument
+from cryptopulse.domain.instruments import (
+    INTERVALS,
+    Instrument,
+    InvalidInstrument,
+    parse_instrument,
+)
 from cryptopulse.domain.models import Ticker
 from cryptopulse.runtime import Services
 
-router = APIRouter(prefix="/v1", tags=["market data"], responses=PROBLEM_RESPONSES)
+router = APIRouter(
+    prefix="/v1",
+    tags=["market data"],
+    responses={**PROBLEM_RESPONSES, **AUTH_RESPONSES},
+    dependencies=[require_scope("market:read")],
+)
 
 MAX_CANDLES = 1000
 MAX_TRADES = 1000
@@ -171,6 +182,12 @@ async def get_candles(
     inst = await _resolve(services, instrument)
     if start is not None and end is not None and start > end:
         raise invalid_field("start", "start must not be after end")
+    if start is not None and end is not None:
+        span = (end - start) // INTERVALS[interval]
+        if span > services.settings.max_candle_range:
+            # Bounds the scan a query can ask for, whatever its `limit` (docs/security.md).
+            limit_ = services.settings.max_candle_range
+            raise invalid_field("end", f"at most {limit_} candles between start and end")
     descending = start is None
     if cursor is not None:
         direction, position = _decode_cursor(cursor)

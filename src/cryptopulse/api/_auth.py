@@ -1,0 +1,159 @@
+"""Authentication and authorization of REST requests, declared for the OpenAPI document.
+
+A credential is `Authorization: Bearer <API key or JWT>` or `X-API-Key: <API key>`. The
+dependency answers 401 (no or bad credential), 403 (missing scope) or 429 (rate limit,
+quota, or too many failed authentications from one address), in that order, and leaves
+the rate-limit headers in the request scope for `SecurityHeadersMiddleware` to send.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import Depends
+from fastapi.openapi.models import OAuthFlowClientCredentials, OAuthFlows
+from fastapi.security import (
+    APIKeyHeader,
+    HTTPAuthorizationCredentials,
+    HTTPBearer,
+    OAuth2,
+    SecurityScopes,
+)
+from starlette.requests import HTTPConnection
+
+from cryptopulse.api.errors import PROBLEM_JSON, Problem, ProblemError
+from cryptopulse.security import AuthError, Principal, QuotaExceeded
+from cryptopulse.security.access import AccessControl
+from cryptopulse.security.scopes import SCOPE_DESCRIPTIONS
+
+__all__ = ["AUTH_RESPONSES", "authorize", "principal_of", "unauthorized"]
+
+_bearer = HTTPBearer(
+    auto_error=False,
+    scheme_name="Bearer",
+    description="An API key (`cpk_live_...`) or a JWT from `POST /v1/oauth/token`.",
+)
+_api_key = APIKeyHeader(
+    name="X-API-Key", auto_error=False, scheme_name="APIKey", description="An API key."
+)
+_oauth2 = OAuth2(
+    flows=OAuthFlows(
+        clientCredentials=OAuthFlowClientCredentials(
+            tokenUrl="/v1/oauth/token", scopes=SCOPE_DESCRIPTIONS
+        )
+    ),
+    scheme_name="OAuth2",
+    description="Client credentials: exchange an API key for a short-lived JWT.",
+    auto_error=False,
+)
+
+_WWW_AUTHENTICATE = 'Bearer realm="cryptopulse"'
+
+
+def unauthorized(detail: str, code: str = "invalid_token") -> ProblemError:
+    header = _WWW_AUTHENTICATE if code == "missing" else f'{_WWW_AUTHENTICATE}, error="{code}"'
+    return ProblemError(401, "unauthorized", "Unauthorized", detail, {"WWW-Authenticate": header})
+
+
+def forbidden(scope: str) -> ProblemError:
+    return ProblemError(403, "forbidden", "Forbidden", f"this needs the {scope!r} scope")
+
+
+def too_many(detail: str, headers: dict[str, str]) -> ProblemError:
+    return ProblemError(429, "rate-limited", "Too Many Requests", detail, headers)
+
+
+def access_of(conn: HTTPConnection) -> AccessControl:
+    access: AccessControl = conn.app.state.services.access
+    return access
+
+
+def client_address(conn: HTTPConnection) -> str:
+    return conn.client.host if conn.client else "unknown"
+
+
+async def principal_of(conn: HTTPConnection, credential: str | None) -> Principal:
+    """The caller of `conn` (REST or WebSocket handshake); ProblemError 401/429 otherwise."""
+    access = access_of(conn)
+    if not credential:
+        anonymous = access.anonymous()
+        if anonymous is None:
+            raise unauthorized("send an API key or a token", "missing")
+        return anonymous
+    address = client_address(conn)
+    if await access.limiter.auth_blocked(address):
+        raise too_many("too many failed authentications", {"Retry-After": "60"})
+    try:
+        return await access.authenticate(credential)
+    except AuthError as exc:
+        await access.limiter.auth_failed(address)
+        raise unauthorized(exc.message, exc.code) from None
+
+
+def credential_of(bearer: HTTPAuthorizationCredentials | None, api_key: str | None) -> str | None:
+    if bearer is not None and bearer.credentials:
+        return bearer.credentials
+    return api_key or None
+
+
+async def authorize(
+    security_scopes: SecurityScopes,
+    conn: HTTPConnection,
+    bearer: HTTPAuthorizationCredentials | None = Depends(_bearer),  # noqa: B008
+    api_key: str | None = Depends(_api_key),  # noqa: B008
+    _oauth: str | None = Depends(_oauth2),  # noqa: B008  (declares the flow for OpenAPI)
+) -> Principal:
+    """Authenticate, check `security_scopes`, count the request against the plan."""
+    principal = await principal_of(conn, credential_of(bearer, api_key))
+    for scope in security_scopes.scopes:
+        if not principal.has(scope):
+            raise forbidden(scope)
+    access = access_of(conn)
+    try:
+        decision = await access.admit(principal)
+    except QuotaExceeded as exc:
+        raise too_many(str(exc), {"Retry-After": str(exc.retry_after_s)}) from None
+    headers = decision.headers()
+    if not decision.allowed:
+        raise too_many(
+            f"over the {principal.plan!r} plan's rate limit",
+            {k.decode(): v.decode() for k, v in headers},
+        )
+    conn.scope.setdefault("state", {})["ratelimit_headers"] = headers
+    return principal
+
+
+_RATE_HEADERS: dict[str, Any] = {
+    name: {"description": text, "schema": {"type": "string"}}
+    for name, text in (
+        ("RateLimit-Policy", 'IETF draft: `"minute";q=120;w=60, "burst";q=20;w=1`'),
+        ("RateLimit", 'IETF draft: `"minute";r=<remaining>;t=<seconds to reset>`'),
+        ("X-RateLimit-Limit", "requests per minute of the plan"),
+        ("X-RateLimit-Remaining", "requests left in the current window"),
+        ("X-RateLimit-Reset", "when the window resets, epoch seconds"),
+    )
+}
+
+
+def _problem(description: str, headers: dict[str, Any] | None = None) -> dict[str, Any]:
+    response: dict[str, Any] = {
+        "model": Problem,
+        "description": description,
+        "content": {PROBLEM_JSON: {}},
+    }
+    if headers:
+        response["headers"] = headers
+    return response
+
+
+AUTH_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: _problem(
+        "Missing, invalid, expired or revoked credential",
+        {"WWW-Authenticate": {"schema": {"type": "string"}}},
+    ),
+    403: _problem("The credential lacks the scope this needs"),
+    429: _problem(
+        "Over the plan's rate limit or monthly quota",
+        {"Retry-After": {"description": "seconds", "schema": {"type": "string"}}},
+    ),
+}

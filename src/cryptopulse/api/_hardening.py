@@ -1,0 +1,127 @@
+"""Plain ASGI middleware: request body limit (413), security headers, rate-limit headers.
+
+One pass over the response start for all three, on the hot path of every request.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import orjson
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from cryptopulse.api.errors import PROBLEM_BASE, PROBLEM_JSON
+
+__all__ = ["CORS_EXPOSED", "SecurityHeadersMiddleware"]
+
+# Response headers a browser client may read across origins.
+CORS_EXPOSED = [
+    "X-Request-ID",
+    "API-Version",
+    "RateLimit-Policy",
+    "RateLimit",
+    "X-RateLimit-Limit",
+    "X-RateLimit-Remaining",
+    "X-RateLimit-Reset",
+    "Retry-After",
+]
+
+_HEADERS: list[tuple[bytes, bytes]] = [
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"strict-transport-security", b"max-age=63072000; includeSubDomains"),
+]
+_CSP = (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'")
+# The interactive docs load their scripts and styles from a CDN; they get no CSP.
+_DOCS = ("/docs", "/redoc")
+
+
+class SecurityHeadersMiddleware:
+    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
+        self.app = app
+        self.max_body = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        if _declared_too_large(scope, self.max_body):
+            await self._too_large(scope, send)
+            return
+        received = 0
+        started = too_large = False
+        docs = scope["path"].startswith(_DOCS)
+
+        async def counted() -> Message:
+            # A streamed body without Content-Length: stop it at the limit by telling the
+            # app the client left, and answer 413 ourselves.
+            nonlocal received, too_large
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_body:
+                    too_large = True
+                    return {"type": "http.disconnect"}
+            return message
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal started
+            if too_large and not started:
+                return
+            if message["type"] == "http.response.start":
+                started = True
+                rate = scope.get("state", {}).get("ratelimit_headers")
+                message["headers"] = _with_headers(message.get("headers", ()), docs, rate)
+            await send(message)
+
+        try:
+            await self.app(scope, counted, send_wrapper)
+        except Exception:
+            if not too_large:
+                raise
+        if too_large and not started:
+            started = True
+            await self._too_large(scope, send)
+
+    async def _too_large(self, scope: Scope, send: Send) -> None:
+        body = orjson.dumps(
+            {
+                "type": PROBLEM_BASE + "content-too-large",
+                "title": "Content Too Large",
+                "status": 413,
+                "detail": f"request bodies are limited to {self.max_body} bytes",
+                "instance": scope["path"],
+                "request_id": scope.get("state", {}).get("request_id"),
+            }
+        )
+        headers = [
+            (b"content-type", PROBLEM_JSON.encode()),
+            (b"content-length", str(len(body)).encode()),
+            (b"connection", b"close"),
+        ]
+        await send({"type": "http.response.start", "status": 413, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+
+def _declared_too_large(scope: Scope, limit: int) -> bool:
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            return not value.isdigit() or int(value) > limit
+    return False
+
+
+def _with_headers(
+    given: Iterable[tuple[bytes, bytes]], docs: bool, rate: list[tuple[bytes, bytes]] | None
+) -> list[tuple[bytes, bytes]]:
+    headers = list(given)
+    headers.extend(_HEADERS)
+    if not docs:
+        headers.append(_CSP)
+    names = {k for k, _ in headers}
+    if b"cache-control" not in names:
+        headers.append((b"cache-control", b"no-store"))
+    # A 429 built from the limiter's decision carries its own copy.
+    if rate and b"ratelimit" not in names:
+        headers.extend(rate)
+    return headers

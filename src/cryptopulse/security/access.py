@@ -1,0 +1,221 @@
+"""Access control at serving time: who is calling, may they, and how much.
+
+Key lookups are cached per worker for `key_cache_ttl_s` (at most 1 s), so a revocation or a
+rotation's end holds on every worker within that time, without a store round trip per
+request. A JWT is checked against its key the same way: revoking a key ends its tokens.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+import math
+import secrets
+import time
+from collections import Counter
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from cryptopulse.security.bootstrap import bootstrap_first_key
+from cryptopulse.security.keys import hash_key, looks_like_key, parse_key
+from cryptopulse.security.plans import Plan, load_plans
+from cryptopulse.security.ratelimit import RateDecision, RateLimiter
+from cryptopulse.security.scopes import Principal
+from cryptopulse.security.tokens import TokenError, TokenIssuer
+from cryptopulse.security.usage import UsageRecorder, month_of
+from cryptopulse.settings import PLACEHOLDER_SECRET, Settings
+from cryptopulse.store.security import KeyRecord, SecurityStore
+from cryptopulse.store.sql import SQLStore
+
+__all__ = ["ANONYMOUS_SCOPES", "AccessControl", "AuthError", "QuotaExceeded"]
+
+log = logging.getLogger(__name__)
+
+# What the public read-only plan may do when `anonymous_plan` is set.
+ANONYMOUS_SCOPES = frozenset({"market:read", "signals:read"})
+
+
+class AuthError(Exception):
+    """401: no usable credential. The message is safe to return (never echoes the token)."""
+
+    def __init__(self, message: str, code: str = "invalid_token") -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
+
+
+class QuotaExceeded(Exception):
+    def __init__(self, retry_after_s: int) -> None:
+        super().__init__("monthly request quota exceeded")
+        self.retry_after_s = retry_after_s
+
+
+@dataclass(slots=True)
+class _Cached:
+    loaded: float  # time.monotonic()
+    record: KeyRecord | None
+    month: str
+    month_total: int
+
+
+class AccessControl:
+    """Authentication, plans, rate limits, quotas and usage for one worker."""
+
+    def __init__(self, settings: Settings, store: SQLStore) -> None:
+        self.settings = settings
+        self.db = SecurityStore(store)
+        self.plans: dict[str, Plan] = load_plans(settings.plans)
+        secret = settings.jwt_secret
+        if secret == PLACEHOLDER_SECRET:
+            # Development only (production refuses the placeholder at start).
+            secret = secrets.token_urlsafe(32)
+        self.tokens = TokenIssuer(
+            secret,
+            settings.jwt_previous_secrets,
+            settings.jwt_issuer,
+            settings.jwt_audience,
+            settings.jwt_ttl_s,
+        )
+        self.limiter = RateLimiter(
+            settings.rate_limit_storage_url, settings.auth_failures_per_minute
+        )
+        self.usage = UsageRecorder(self.db, settings.usage_flush_interval_s)
+        self._ttl = settings.key_cache_ttl_s
+        self._cache: dict[str, _Cached] = {}
+        self._loading: dict[str, asyncio.Future[_Cached]] = {}
+        self.connections: Counter[str] = Counter()
+        if settings.anonymous_plan is not None and settings.anonymous_plan not in self.plans:
+            raise ValueError(f"anonymous_plan {settings.anonymous_plan!r} is not a plan")
+
+    async def start(self) -> None:
+        await bootstrap_first_key(self.settings, self.db, set(self.plans))
+        self.usage.start()
+        if self.settings.jwt_secret == PLACEHOLDER_SECRET:
+            log.warning("CRYPTOPULSE_JWT_SECRET is not set: tokens hold in this process only")
+
+    async def stop(self) -> None:
+        try:
+            await self.usage.stop()
+        except Exception:
+            log.exception("final usage flush failed")
+
+    def plan(self, name: str) -> Plan:
+        return self.plans.get(name) or self.plans["free"]
+
+    # --- authentication -------------------------------------------------------------------
+
+    def anonymous(self) -> Principal | None:
+        name = self.settings.anonymous_plan
+        if name is None:
+            return None
+        return Principal("anonymous", ANONYMOUS_SCOPES, name, None, "anonymous")
+
+    async def authenticate(self, credential: str) -> Principal:
+        """The principal of an API key or a JWT we issued, or AuthError."""
+        if looks_like_key(credential):
+            record = await self._check_key(credential)
+            return Principal(record.account, _scopes(record), record.plan, record.key_id, "key")
+        if credential.count(".") == 2:
+            try:
+                claims = self.tokens.verify(credential)
+            except TokenError as exc:
+                raise AuthError(str(exc)) from None
+            owner = await self.active_key(claims.key_id)
+            if owner is None or owner.account != claims.account:
+                raise AuthError("the token's key is revoked or expired")
+            scopes = claims.scopes & _scopes(owner)
+            return Principal(
+                owner.account, scopes, owner.plan, owner.key_id, "jwt", claims.expires_at
+            )
+        raise AuthError("not an API key or a token")
+
+    async def _check_key(self, key: str) -> KeyRecord:
+        parsed = parse_key(key)
+        if parsed is None:
+            raise AuthError("malformed API key")
+        record = await self.active_key(parsed.key_id)
+        if record is None or not hmac.compare_digest(record.key_hash, hash_key(key)):
+            raise AuthError("unknown, revoked or expired API key")
+        return record
+
+    async def active_key(self, key_id: str) -> KeyRecord | None:
+        """The key's record if it is valid now (cached up to `key_cache_ttl_s`)."""
+        entry = await self._lookup(key_id)
+        record = entry.record
+        if record is None or not record.valid_at(int(time.time() * 1000)):
+            return None
+        return record
+
+    async def _lookup(self, key_id: str) -> _Cached:
+        cached = self._cache.get(key_id)
+        if cached is not None and time.monotonic() - cached.loaded < self._ttl:
+            return cached
+        # One store lookup per key at a time, however many requests are waiting for it.
+        loading = self._loading.get(key_id)
+        if loading is not None:
+            return await loading
+        future: asyncio.Future[_Cached] = asyncio.get_running_loop().create_future()
+        self._loading[key_id] = future
+        try:
+            entry = await self._load(key_id)
+            future.set_result(entry)
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # retrieved: waiters re-raise it, nobody logs it twice
+            raise
+        finally:
+            del self._loading[key_id]
+        if len(self._cache) > 100_000:  # random ids must not grow it without bound
+            self._cache.clear()
+        self._cache[key_id] = entry
+        return entry
+
+    async def _load(self, key_id: str) -> _Cached:
+        month = month_of(time.time())
+        record = await self.db.get_key(key_id)
+        total = 0
+        if record is not None:
+            total = sum((await self.db.usage([key_id], month)).values())
+        return _Cached(time.monotonic(), record, month, total)
+
+    # --- limits ---------------------------------------------------------------------------
+
+    async def admit(self, principal: Principal) -> RateDecision:
+        """Count one REST request; raises QuotaExceeded over the monthly quota."""
+        plan = self.plan(principal.plan)
+        key_id = principal.key_id
+        if key_id is not None:
+            entry = self._cache.get(key_id)
+            if entry is not None:
+                used = entry.month_total + self.usage.pending(key_id, entry.month)
+                if used >= plan.monthly_quota:
+                    raise QuotaExceeded(_seconds_to_next_month())
+        decision = await self.limiter.hit(plan, principal.limit_id)
+        if decision.allowed and key_id is not None:
+            self.usage.count(key_id)
+        return decision
+
+    def open_connection(self, principal: Principal) -> bool:
+        """Reserve a stream connection slot of the principal's plan (this worker)."""
+        who = principal.limit_id
+        if self.connections[who] >= self.plan(principal.plan).ws_connections:
+            return False
+        self.connections[who] += 1
+        return True
+
+    def close_connection(self, principal: Principal) -> None:
+        who = principal.limit_id
+        self.connections[who] -= 1
+        if self.connections[who] <= 0:
+            del self.connections[who]
+
+
+def _scopes(record: KeyRecord) -> frozenset[str]:
+    return frozenset(record.scopes.split())
+
+
+def _seconds_to_next_month() -> int:
+    now = datetime.now(UTC)
+    year, month = (now.year + 1, 1) if now.month == 12 else (now.year, now.month + 1)
+    return math.ceil((datetime(year, month, 1, tzinfo=UTC) - now).total_seconds())
