@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from math import sqrt
 
-__all__ = ["Bollinger", "Ema", "Sma", "Wma", "check_period"]
+__all__ = ["Bollinger", "Ema", "Sma", "WindowVariance", "Wma", "check_period"]
 
 BandValues = tuple[float, float, float]
 
@@ -142,57 +142,111 @@ class Wma:
         return (self._sum + x * self.period) / self._divider
 
 
+class WindowVariance:
+    """Mean and sum of squared deviations (m2) of the last `period` values, O(1) per value.
+
+    A sliding-window Welford update; ``E[x²] − E[x]²`` would lose every digit when the
+    spread is 1e-7 of the level. When an update cancels most of m2 (a spike leaves a quiet
+    window) the rounding left from the larger values would dominate, so m2 is then
+    recomputed exactly from the window (O(period), and only then).
+    """
+
+    __slots__ = ("_buf", "_i", "_m2", "_mean", "_n", "_scale", "period")
+
+    def __init__(self, period: int) -> None:
+        self.period = check_period(period, 2)
+        self._buf = [0.0] * period  # the window; _buf[_i] is the oldest once it is full
+        self._i = 0
+        self._n = 0
+        self._mean = 0.0
+        self._m2 = 0.0
+        self._scale = 0.0  # largest magnitude m2 has met since it was last exact
+
+    @property
+    def count(self) -> int:
+        """Values in the window (up to `period`)."""
+        return self._n
+
+    def _exact(self, x: float) -> tuple[float, float, float]:
+        window = list(self._buf) if self._n == self.period else self._buf[: self._n]
+        if self._n == self.period:
+            window[self._i] = x
+        else:
+            window.append(x)
+        mean = sum(window) / len(window)
+        m2 = sum((v - mean) * (v - mean) for v in window)
+        return mean, m2, m2
+
+    def _next(self, x: float) -> tuple[float, float, float]:
+        """(mean, m2, scale) after `x` enters the window and the oldest value leaves it."""
+        mean, m2 = self._mean, self._m2
+        if self._n < self.period:
+            d = x - mean
+            new_mean = mean + d / (self._n + 1)
+            term = d * (x - new_mean)
+        else:
+            old = self._buf[self._i]
+            d = x - old
+            new_mean = mean + d / self.period
+            term = d * (x - new_mean + old - mean)
+        new_m2 = m2 + term
+        scale = self._scale
+        if term > scale or -term > scale:
+            scale = abs(term)
+        if m2 > scale:
+            scale = m2
+        if new_m2 <= scale * 1e-3:  # cancelled most of it: recompute exactly
+            return self._exact(x)
+        return new_mean, new_m2, scale
+
+    def update(self, x: float) -> float:
+        """Add a value; the new m2."""
+        self._mean, self._m2, self._scale = self._next(x)
+        i = self._i
+        self._buf[i] = x
+        self._i = i + 1 if i + 1 < self.period else 0
+        if self._n < self.period:
+            self._n += 1
+        return self._m2
+
+    def peek(self, x: float) -> float:
+        """m2 if `x` were added; the state is untouched."""
+        return self._next(x)[1]
+
+
 class Bollinger:
     """Bollinger Bands: SMA ± k × population standard deviation over `period` values.
 
-    ``update`` returns (upper, middle, lower) or None during warm-up.
+    The middle band is the SMA (TA-Lib's sums), the deviation √(m2/n) from
+    `WindowVariance`. ``update`` returns (upper, middle, lower) or None during warm-up.
     """
 
-    __slots__ = ("_buf", "_i", "_n", "_partial", "_partial2", "k", "period", "value")
+    __slots__ = ("_sma", "_var", "k", "period", "value")
 
     def __init__(self, period: int, k: float = 2.0) -> None:
         self.period = check_period(period, 2)
         self.k = float(k)
-        self._buf = [0.0] * period
-        self._i = 0
-        self._n = 0
-        self._partial = 0.0  # sum of the newest period-1 values
-        self._partial2 = 0.0  # sum of their squares
+        self._sma = Sma(period)
+        self._var = WindowVariance(period)
         self.value: BandValues | None = None
 
-    def _bands(self, total: float, total2: float) -> BandValues:
-        mean = total / self.period
-        # E[x²] − E[x]², as TA-Lib computes it; a tiny negative from rounding means 0.
-        var = total2 / self.period - mean * mean
-        dev = sqrt(var) * self.k if var > 0.0 else 0.0
+    def _bands(self, mean: float, m2: float) -> BandValues:
+        dev = sqrt(m2 / self.period) * self.k if m2 > 0.0 else 0.0
         return (mean + dev, mean, mean - dev)
 
     def update(self, x: float) -> BandValues | None:
         """Add a closed value; (upper, middle, lower), or None during warm-up."""
-        buf = self._buf
-        i = self._i
-        buf[i] = x
-        i += 1
-        if i == self.period:
-            i = 0
-        self._i = i
-        x2 = x * x
-        if self._n < self.period - 1:
-            self._n += 1
-            self._partial += x
-            self._partial2 += x2
+        m2 = self._var.update(x)
+        mean = self._sma.update(x)
+        if mean is None:
             return None
-        total = self._partial + x
-        total2 = self._partial2 + x2
-        old = buf[i]
-        self._partial = total - old
-        self._partial2 = total2 - old * old
-        value = self._bands(total, total2)
+        value = self._bands(mean, m2)
         self.value = value
         return value
 
     def peek(self, x: float) -> BandValues | None:
         """The bands if `x` closed now; the state is untouched."""
-        if self._n < self.period - 1:
+        mean = self._sma.peek(x)
+        if mean is None:
             return None
-        return self._bands(self._partial + x, self._partial2 + x * x)
+        return self._bands(mean, self._var.peek(x))

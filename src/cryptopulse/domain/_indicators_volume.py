@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from math import log, sqrt
 
-from cryptopulse.domain._indicators_ma import check_period
+from cryptopulse.domain._indicators_ma import WindowVariance, check_period
 
 __all__ = ["Obv", "Volatility", "Vwap"]
 
@@ -92,16 +92,11 @@ class Volatility:
     ln(close/previous close), per candle (not annualized). First value at the (n+1)-th close.
     """
 
-    __slots__ = ("_buf", "_flat", "_i", "_n", "_prev", "_sum", "_sum2", "period", "value")
+    __slots__ = ("_prev", "_var", "period", "value")
 
     def __init__(self, period: int = 20) -> None:
         self.period = check_period(period, 2)
-        self._buf = [0.0] * period  # the window's returns; _buf[_i] is the oldest
-        self._i = 0
-        self._n = 0  # returns seen, up to period
-        self._flat = 0  # zero returns in the window: all zero means exactly 0
-        self._sum = 0.0
-        self._sum2 = 0.0
+        self._var = WindowVariance(period)
         self._prev: float | None = None
         self.value: float | None = None
 
@@ -110,12 +105,8 @@ class Volatility:
         # A non-positive price is bad data, not a -100 % move: count it as no change.
         return log(close / prev) if close > 0.0 and prev > 0.0 else 0.0
 
-    def _std(self, s: float, s2: float, flat: int) -> float:
-        if flat == self.period:
-            return 0.0
-        n = self.period
-        var = (s2 - s * s / n) / (n - 1)
-        return sqrt(var) if var > 0.0 else 0.0
+    def _std(self, m2: float) -> float:
+        return sqrt(m2 / (self.period - 1)) if m2 > 0.0 else 0.0
 
     def update(self, close: float) -> float | None:
         """Add a closed value; the volatility, or None during warm-up."""
@@ -123,36 +114,16 @@ class Volatility:
         self._prev = close
         if prev is None:
             return None
-        r = self._ret(close, prev)
-        buf = self._buf
-        i = self._i
-        full = self._n == self.period
-        if full:
-            old = buf[i]
-            self._sum -= old
-            self._sum2 -= old * old
-            self._flat -= old == 0.0
-        else:
-            self._n += 1
-        buf[i] = r
-        self._i = i + 1 if i + 1 < self.period else 0
-        self._sum += r
-        self._sum2 += r * r
-        self._flat += r == 0.0
-        if self._n < self.period:
+        m2 = self._var.update(self._ret(close, prev))
+        if self._var.count < self.period:
             return None
-        value = self._std(self._sum, self._sum2, self._flat)
+        value = self._std(m2)
         self.value = value
         return value
 
     def peek(self, close: float) -> float | None:
         """The volatility if `close` closed now; the state is untouched."""
         prev = self._prev
-        if prev is None or self._n + 1 < self.period:
+        if prev is None or self._var.count + 1 < self.period:
             return None
-        r = self._ret(close, prev)
-        s, s2, flat = self._sum, self._sum2, self._flat
-        if self._n == self.period:  # same order of operations as update: equal bits
-            old = self._buf[self._i]
-            s, s2, flat = s - old, s2 - old * old, flat - (old == 0.0)
-        return self._std(s + r, s2 + r * r, flat + (r == 0.0))
+        return self._std(self._var.peek(self._ret(close, prev)))
