@@ -7,7 +7,7 @@ the same bytes go to every subscriber.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import orjson
 
@@ -19,6 +19,9 @@ class Message:
     time: int
     data: bytes  # the JSON of the payload alone
     frame: bytes  # the whole `data` frame sent to stream clients
+    # Which history the seq belongs to: changes when a bus loses its history (Redis
+    # flushed). Always 0 on the memory bus; not part of the frame.
+    epoch: int = 0
 
     def snapshot_frame(self) -> bytes:
         return b"".join(
@@ -36,7 +39,7 @@ class Message:
         )
 
 
-def build_message(channel: str, seq: int, time: int, data: bytes) -> Message:
+def build_message(channel: str, seq: int, time: int, data: bytes, epoch: int = 0) -> Message:
     frame = b"".join(
         (
             b'{"type":"data","channel":',
@@ -50,7 +53,7 @@ def build_message(channel: str, seq: int, time: int, data: bytes) -> Message:
             b"}",
         )
     )
-    return Message(channel, seq, time, data, frame)
+    return Message(channel, seq, time, data, frame, epoch)
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +76,26 @@ class Subscription:
 class Subscriber(Protocol):
     def deliver(self, message: Message) -> None:
         """Take one live message; must not block (queue it or drop the subscriber)."""
+
+
+class BusUnavailable(Exception):
+    """The bus backend (Redis) cannot be reached; the caller should retry later."""
+
+
+@runtime_checkable
+class BusListener(Subscriber, Protocol):
+    """A subscriber that also hears about trouble on a networked bus (all optional to
+    implement: the bus checks with isinstance). Calls never block."""
+
+    def on_resync(
+        self, channel: str, gap: Gap | None, snapshot: Message | None, reset: bool
+    ) -> None:
+        """Send `gap` (when messages were lost) and then `snapshot`, the newest message,
+        instead of live messages the bus could not deliver. `reset`: seqs restarted below
+        those sent before (the history was lost with every publisher)."""
+
+    def on_unavailable(self, channel: str) -> None:
+        """The bus lost its backend; live messages pause until it is back."""
 
 
 class Bus(Protocol):
@@ -100,3 +123,7 @@ class Bus(Protocol):
     async def latest(self, channel: str) -> Message | None: ...
 
     def channels(self) -> list[str]: ...
+
+    async def ping(self) -> bool:
+        """True when the backend answers (always, in process); raises or False otherwise."""
+        ...

@@ -79,3 +79,6 @@ class MemoryBus:
 
     def channels(self) -> list[str]:
         return sorted(self._channels)
+
+    async def ping(self) -> bool:
+        return True
