@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import math
 import statistics
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import pytest
 
@@ -154,9 +154,19 @@ class RecordingSink:
         self.tickers.append(ticker)
 
 
-async def run_for(source: SimulatorSource, sink: object, seconds: float) -> None:
+async def run_for(
+    source: SimulatorSource,
+    sink: object,
+    seconds: float,
+    enough: Callable[[], bool] = lambda: True,
+) -> None:
+    """Run the source for `seconds`, and longer (up to 10 s) until `enough()`."""
     task = asyncio.create_task(source.run(sink))  # type: ignore[arg-type]
     await asyncio.sleep(seconds)
+    for _ in range(100):  # a loaded CI machine may give the simulator little CPU
+        if enough():
+            break
+        await asyncio.sleep(0.1)
     assert source.status.connected
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
@@ -167,7 +177,13 @@ async def run_for(source: SimulatorSource, sink: object, seconds: float) -> None
 async def test_seeded_sources_emit_the_same_market() -> None:
     sinks = [RecordingSink(), RecordingSink()]
     for sink in sinks:
-        await run_for(SimulatorSource(["BTC-USD", "ETH-USD"], seed=11, speed=20), sink, 0.2)
+        source = SimulatorSource(["BTC-USD", "ETH-USD"], seed=11, speed=20)
+
+        def enough(sink: RecordingSink = sink) -> bool:
+            names = [t.instrument for t in sink.trades]
+            return min(names.count("sim:BTC-USD"), names.count("sim:ETH-USD")) > 5
+
+        await run_for(source, sink, 0.2, enough)
     # Only the clock differs between the runs: per instrument, the same trades in order.
     for instrument in ("sim:BTC-USD", "sim:ETH-USD"):
         a, b = (
