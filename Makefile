@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 DEV_STAMP := $(VENV)/.installed-dev
 PIP := $(BIN)/pip install --disable-pip-version-check -q
 
-.PHONY: serve test lint types unit fmt clean migrate
+.PHONY: serve test lint types unit fmt clean migrate bench
 
 # serve installs only what the service needs; the test tools come with `make test`.
 $(STAMP): pyproject.toml
@@ -26,8 +26,8 @@ migrate: $(STAMP)
 	$(BIN)/cryptopulse migrate
 
 lint: $(DEV_STAMP)
-	$(BIN)/ruff check src tests
-	$(BIN)/ruff format --check src tests
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
 
 types: $(DEV_STAMP)
 	$(BIN)/mypy
@@ -37,9 +37,13 @@ unit: $(DEV_STAMP)
 
 test: lint types unit
 
+# Benchmarks stay out of `make test`; results go to docs/benchmarks.md.
+bench: $(DEV_STAMP)
+	$(BIN)/python -m bench
+
 fmt: $(DEV_STAMP)
-	$(BIN)/ruff format src tests
-	$(BIN)/ruff check --fix src tests
+	$(BIN)/ruff format src tests bench
+	$(BIN)/ruff check --fix src tests bench
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
