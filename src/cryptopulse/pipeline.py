@@ -8,6 +8,7 @@ bus message per changed channel. Nothing here blocks or waits on I/O except bus 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import orjson
@@ -54,6 +55,8 @@ class Pipeline:
         self._venue_candles: dict[str, CandleAggregator] = {}
         self._pair_candles: dict[str, CandleAggregator] = {}
         self.stats = PipelineStats()
+        # Awaited with every closed candle after it is published (analytics hooks in here).
+        self.closed_candle_hooks: list[Callable[[Candle], Awaitable[None]]] = []
 
     def aggregator(self, instrument: str) -> CandleAggregator:
         agg = self._venue_candles.get(instrument)
@@ -127,6 +130,9 @@ class Pipeline:
                 self.writer.add_candle(candle)
             channel = f"candles:{candle.instrument}:{candle.interval}"
             await self.bus.publish(channel, _dumps(candle), candle.open_time)
+            if candle.closed:
+                for hook in self.closed_candle_hooks:
+                    await hook(candle)
 
     async def close_due(self, now_ms: int) -> None:
         """Close candles whose interval has ended (called on a timer with a grace delay)."""

@@ -9,6 +9,7 @@ from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from cryptopulse.analytics import AnalyticsService
 from cryptopulse.bus import Bus, create_bus
 from cryptopulse.pipeline import Pipeline
 from cryptopulse.security.access import AccessControl
@@ -38,6 +39,11 @@ class Services:
     supervisors: list[Callable[[Services], Coroutine[Any, Any, None]]] = field(default_factory=list)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _source_tasks: dict[str, asyncio.Task[None]] = field(default_factory=dict)
+    # Indicators, signals, grades, sectors (None when analytics_enabled is off).
+    analytics: AnalyticsService | None = None
+    # "all" (embedded: sources and API), "api" (scale-out API worker: no sources, state
+    # from the bus) or "ingest" (sources and pipeline, no public API).
+    role: str = "all"
     # Keys, tokens, plans, rate limits, usage (built from settings and the store).
     access: AccessControl = field(init=False)
 
@@ -51,8 +57,21 @@ class Services:
         sources: Sequence[Source] | None = None,
         supervisors: Sequence[Callable[[Services], Coroutine[Any, Any, None]]] = (),
     ) -> Services:
-        store = SQLStore(settings.database_url)
-        bus = create_bus(settings.bus_url, settings.bus_history)
+        store = SQLStore(
+            settings.database_url,
+            settings.database_pool_size,
+            max_overflow=settings.database_max_overflow,
+            pool_timeout_s=settings.database_pool_timeout_s,
+            connect_timeout_s=settings.database_connect_timeout_s,
+            command_timeout_s=settings.database_command_timeout_s,
+        )
+        bus = create_bus(
+            settings.bus_url,
+            settings.bus_history,
+            prefix=settings.redis_prefix,
+            timeout_s=settings.redis_timeout_s,
+            outbox=settings.redis_outbox,
+        )
         market = MarketState()
         writer = StoreWriter(store, settings.store_flush_interval_s, settings.store_batch_size)
         pipeline = Pipeline(
@@ -62,6 +81,10 @@ class Services:
             composite_stale_ms=settings.composite_stale_ms,
             fold_stablecoins=settings.fold_stablecoins,
         )
+        analytics = None
+        if settings.analytics_enabled:
+            analytics = AnalyticsService(settings, store, bus)
+            pipeline.closed_candle_hooks.append(analytics.on_closed_candle)
         return cls(
             settings,
             store,
@@ -71,6 +94,7 @@ class Services:
             pipeline,
             sources=list(sources or []),
             supervisors=list(supervisors),
+            analytics=analytics,
         )
 
     async def start(self, migrate: bool = True) -> None:
@@ -79,6 +103,8 @@ class Services:
         await self.access.start()
         await self.bus.start()
         self.writer.start()
+        if self.analytics is not None:
+            await self.analytics.start()
         for source in list(self.sources):
             self.add_source(source)
         self._tasks.append(asyncio.create_task(self._housekeeping(), name="housekeeping"))
@@ -155,6 +181,8 @@ class Services:
             await self.store.record_instruments(names, kind, now_ms())
         self.pipeline.flush_open()
         await self.writer.stop()
+        if self.analytics is not None:
+            await self.analytics.stop()
         await self.bus.close()
         await self.access.stop()
         await self.store.close()

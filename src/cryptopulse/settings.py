@@ -69,6 +69,18 @@ class Settings(BaseSettings):
     coinbase_rest_url: str = "https://api.exchange.coinbase.com"
     kraken_ws_url: str = "wss://ws.kraken.com"
 
+    # --- analytics: indicators, signals, grades, sectors (docs/grades.md, docs/sectors.md) ---
+    analytics_enabled: bool = True
+    # Grades, sector indices and correlations are computed on candles of this interval.
+    analytics_interval: Literal["1m", "5m", "15m", "1h", "4h", "1d"] = "5m"
+    # Comma-separated quote preference when choosing one instrument per symbol.
+    analytics_quotes: str = "USD,USDT,USDC,BTC,ETH"
+    analytics_history_candles: int = Field(9_000, ge=100, le=100_000)  # kept per instrument
+    analytics_warmup_candles: int = Field(2_000, ge=50, le=20_000)  # replayed for indicators
+    analytics_debounce_s: float = 1.0  # wait after a close before recomputing grades/sectors
+    sector_breakdown_threshold: float = 0.3  # member-to-sector correlation below this: event
+    tokens_path: str | None = None  # YAML merged over the shipped token registry
+
     # --- access control, rate limits, hardening (docs/security.md) ---
     environment: Literal["development", "production"] = "development"
     # Placeholders are refused in production; in development a random per-process secret

@@ -22,7 +22,9 @@ from cryptopulse.domain.instruments import (
 MAX_CHANNELS = 200
 
 # Channel kinds DESIGN.md names whose producers do not exist yet.
-_NOT_YET = frozenset({"signals", "grades", "sectors", "alerts", "onchain", "predictions"})
+_NOT_YET = frozenset({"alerts", "onchain", "predictions"})
+# Channels without a parameter (market-wide analytics).
+_PLAIN = frozenset({"grades", "sectors"})
 
 OpId = int | str | None
 
@@ -148,6 +150,10 @@ def normalize_channel(text: str, op_id: OpId = None) -> str:
             choices = ", ".join(INTERVALS)
             raise OpError("unknown_channel", f"{text!r}: interval must be one of {choices}", op_id)
         return f"candles:{_instrument(text, name, op_id)}:{interval}"
+    if kind == "signals":
+        return f"signals:{_instrument(text, rest, op_id)}"
+    if kind in _PLAIN and not rest:
+        return kind
     if kind in _NOT_YET:
         raise OpError("unknown_channel", f"{text!r}: {kind} channels are not available yet", op_id)
     raise OpError("unknown_channel", f"{text!r} is not a channel", op_id)

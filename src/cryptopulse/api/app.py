@@ -12,7 +12,16 @@ from cryptopulse import __version__
 from cryptopulse.api import errors
 from cryptopulse.api._hardening import CORS_EXPOSED, SecurityHeadersMiddleware
 from cryptopulse.api.middleware import RequestContextMiddleware
-from cryptopulse.api.routers import admin, auth, health, market
+from cryptopulse.api.routers import (
+    admin,
+    auth,
+    grades,
+    health,
+    indicators,
+    market,
+    sectors,
+    signals,
+)
 from cryptopulse.runtime import Services
 from cryptopulse.settings import Settings
 
@@ -68,6 +77,8 @@ def create_app(
     app.add_middleware(RequestContextMiddleware)
     app.include_router(health.router)
     app.include_router(market.router)
+    for analytics_router in (indicators, signals, grades, sectors):
+        app.include_router(analytics_router.router)
     app.include_router(auth.router)
     app.include_router(admin.router)
     from cryptopulse.api import stream  # noqa: PLC0415  (import cycle guard)

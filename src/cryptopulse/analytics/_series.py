@@ -1,0 +1,87 @@
+"""Bounded in-memory candle series per instrument, and the choice of instrument per symbol."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+
+from cryptopulse.domain.correlation import Series
+from cryptopulse.domain.instruments import parse_instrument
+from cryptopulse.domain.models import Candle
+
+# Quote volume summed over this many newest candles ranks otherwise equal candidates.
+_LIQUIDITY_CANDLES = 288
+
+
+class SeriesBuffer:
+    """Closed candles of one instrument (open time, close, quote volume), oldest first,
+    at most `limit`; trimming happens in chunks so appends stay amortized O(1)."""
+
+    __slots__ = ("closes", "limit", "times", "volumes")
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.times: list[int] = []
+        self.closes: list[float] = []
+        self.volumes: list[float] = []
+
+    def __len__(self) -> int:
+        return len(self.times)
+
+    @property
+    def last_time(self) -> int | None:
+        return self.times[-1] if self.times else None
+
+    def add(self, candle: Candle) -> bool:
+        """Append a closed candle newer than the last one; False if it is not newer."""
+        if self.times and candle.open_time <= self.times[-1]:
+            return False
+        self.times.append(candle.open_time)
+        self.closes.append(candle.close)
+        self.volumes.append(candle.quote_volume)
+        excess = len(self.times) - self.limit
+        if excess > max(64, self.limit // 8):
+            del self.times[:excess], self.closes[:excess], self.volumes[:excess]
+        return True
+
+    def extend(self, candles: Iterable[Candle]) -> None:
+        for candle in candles:
+            self.add(candle)
+
+    def snapshot(self) -> Series:
+        """An immutable copy of the newest `limit` candles (safe to hand to a worker thread)."""
+        start = max(0, len(self.times) - self.limit)
+        return Series(
+            tuple(self.times[start:]), tuple(self.closes[start:]), tuple(self.volumes[start:])
+        )
+
+    def liquidity(self) -> float:
+        return sum(self.volumes[-_LIQUIDITY_CANDLES:])
+
+
+def choose_instruments(
+    buffers: Mapping[str, SeriesBuffer], quotes: Sequence[str]
+) -> dict[str, str]:
+    """symbol -> the instrument its analytics use (docs/grades.md, "Which candles"):
+
+    1. the quote earliest in `quotes` (others after them, alphabetically),
+    2. a composite (all venues) before a single venue,
+    3. the larger quote volume over the last 288 candles,
+    4. the name, so the choice is stable.
+    """
+    rank = {q: i for i, q in enumerate(quotes)}
+    best: dict[str, tuple[tuple[int, str, int, float, str], str]] = {}
+    for name, buffer in buffers.items():
+        if not len(buffer):
+            continue
+        inst = parse_instrument(name)
+        key = (
+            rank.get(inst.quote, len(rank)),
+            inst.quote,
+            0 if inst.is_composite else 1,
+            -buffer.liquidity(),
+            name,
+        )
+        current = best.get(inst.base)
+        if current is None or key < current[0]:
+            best[inst.base] = (key, name)
+    return {symbol: name for symbol, (_, name) in sorted(best.items())}
