@@ -66,14 +66,36 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 class SQLStore:
     """History: candles, trades and instruments. Writes are batched by the caller."""
 
-    def __init__(self, url: str, pool_size: int = 5) -> None:
+    def __init__(
+        self,
+        url: str,
+        pool_size: int = 5,
+        *,
+        max_overflow: int = 10,
+        pool_timeout_s: float = 30.0,
+        connect_timeout_s: float | None = None,
+        command_timeout_s: float | None = None,
+    ) -> None:
         self.url = url
         _ensure_sqlite_dir(url)
         backend = make_url(url).get_backend_name()
         self.dialect = backend
         kwargs: dict[str, Any] = {}
         if backend == "postgresql":
-            kwargs["pool_size"] = pool_size
+            # Bounded waits everywhere, so a database outage is a quick error (REST 503),
+            # and pre-ping so connections broken by a restart are replaced by themselves.
+            connect_args: dict[str, float] = {}
+            if connect_timeout_s is not None:
+                connect_args["timeout"] = connect_timeout_s
+            if command_timeout_s is not None:
+                connect_args["command_timeout"] = command_timeout_s
+            kwargs.update(
+                pool_size=pool_size,
+                max_overflow=max_overflow,
+                pool_timeout=pool_timeout_s,
+                pool_pre_ping=True,
+                connect_args=connect_args,
+            )
         self.engine: AsyncEngine = create_async_engine(url, **kwargs)
         if backend == "sqlite":
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
