@@ -78,7 +78,9 @@ class AccessControl:
             settings.jwt_ttl_s,
         )
         self.limiter = RateLimiter(
-            settings.rate_limit_storage_url, settings.auth_failures_per_minute
+            settings.rate_limit_storage_url,
+            settings.auth_failures_per_minute,
+            settings.outbound_timeout_s,
         )
         self.usage = UsageRecorder(self.db, settings.usage_flush_interval_s)
         self._ttl = settings.key_cache_ttl_s
@@ -161,8 +163,9 @@ class AccessControl:
             entry = await self._load(key_id)
             future.set_result(entry)
         except BaseException as exc:
-            future.set_exception(exc)
-            future.exception()  # retrieved: waiters re-raise it, nobody logs it twice
+            if not future.done():
+                future.set_exception(exc)
+                future.exception()  # retrieved: waiters re-raise it, nobody logs it twice
             raise
         finally:
             del self._loading[key_id]

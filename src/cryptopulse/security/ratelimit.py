@@ -10,21 +10,28 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from limits import RateLimitItemPerMinute, RateLimitItemPerSecond
 from limits.aio.storage import Storage
 from limits.aio.strategies import SlidingWindowCounterRateLimiter
 from limits.storage import storage_from_string
+from redis.asyncio import BlockingConnectionPool
 
 from cryptopulse.security.plans import Plan
 
 __all__ = ["RateDecision", "RateLimiter", "storage_url"]
 
 
-def storage_url(url: str) -> tuple[str, dict[str, str]]:
+def storage_url(url: str, timeout_s: float = 5.0) -> tuple[str, dict[str, Any]]:
     """The `limits` async storage URI (and options) for a settings URL."""
     if url.startswith(("redis://", "rediss://")):
-        return "async+" + url, {"implementation": "redispy"}
+        # A bounded pool that waits for a free connection (a burst of requests must not
+        # fail with "too many connections"), with a timeout on every Redis call.
+        pool = BlockingConnectionPool.from_url(
+            url, max_connections=64, timeout=timeout_s, socket_timeout=timeout_s
+        )
+        return "async+" + url, {"implementation": "redispy", "connection_pool": pool}
     if url.startswith("memory://"):
         return "async+memory://", {}
     return url, {}
@@ -59,8 +66,8 @@ class RateDecision:
 
 
 class RateLimiter:
-    def __init__(self, url: str, auth_failures_per_minute: int) -> None:
-        uri, options = storage_url(url)
+    def __init__(self, url: str, auth_failures_per_minute: int, timeout_s: float = 5.0) -> None:
+        uri, options = storage_url(url, timeout_s)
         storage = storage_from_string(uri, **options)
         assert isinstance(storage, Storage)
         self.storage = storage

@@ -142,7 +142,11 @@ _TOKEN_BODY = {
     "/oauth/token",
     response_model=TokenOut,
     summary="Exchange an API key for a short-lived JWT (client credentials)",
-    openapi_extra={"requestBody": _TOKEN_BODY},
+    openapi_extra={
+        "requestBody": _TOKEN_BODY,
+        # The key may also come as client_secret or in HTTP Basic (client_id:key).
+        "security": [{"Bearer": []}, {"APIKey": []}, {"OAuth2": []}],
+    },
     responses={400: AUTH_RESPONSES[403] | {"description": "Malformed token request"}},
 )
 async def token(request: Request) -> Response:

@@ -1,0 +1,67 @@
+"""Rate-limit correctness: many concurrent clients on one key, memory and Redis storage."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+from authkit import http, make_key, make_settings, running
+
+RPM = 50
+CLIENTS = 20
+EACH = 10
+
+
+@pytest.mark.parametrize(
+    "storage",
+    ["memory://", pytest.param("redis://127.0.0.1:6379/15", marks=pytest.mark.redis)],
+)
+async def test_concurrent_clients_get_the_plan_within_one(tmp_path: Path, storage: str) -> None:
+    settings = make_settings(
+        tmp_path,
+        rate_limit_storage_url=storage,
+        plans={"tight": {"rpm": RPM, "burst": 10_000, "monthly_quota": 10**9}},
+    )
+    async with running(settings) as app:
+        key = await make_key(app, plan="tight")
+
+        async def one_client() -> list[tuple[int, dict[str, str]]]:
+            async with http(app, key) as client:
+                replies = await asyncio.gather(
+                    *(client.get("/v1/instruments") for _ in range(EACH))
+                )
+            return [(r.status_code, dict(r.headers)) for r in replies]
+
+        results = [
+            r
+            for batch in await asyncio.gather(*(one_client() for _ in range(CLIENTS)))
+            for r in batch
+        ]
+    allowed = [h for status, h in results if status == 200]
+    limited = [h for status, h in results if status == 429]
+    assert len(allowed) + len(limited) == CLIENTS * EACH
+    assert abs(len(allowed) - RPM) <= 1
+    assert all(int(h["retry-after"]) >= 1 for h in limited)
+    assert all(h["x-ratelimit-limit"] == str(RPM) for h in allowed + limited)
+    assert all('"minute";q=50;w=60' in h["ratelimit-policy"] for h in allowed)
+
+
+async def test_burst_limit_and_problem_body(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, plans={"b": {"rpm": 1000, "burst": 3}})
+    async with running(settings) as app:
+        key = await make_key(app, plan="b")
+        async with http(app, key) as client:
+            replies = await asyncio.gather(*(client.get("/v1/tickers") for _ in range(6)))
+    statuses = sorted(r.status_code for r in replies)
+    assert statuses == [200, 200, 200, 429, 429, 429]
+    problem = next(r for r in replies if r.status_code == 429)
+    assert problem.headers["content-type"] == "application/problem+json"
+    assert problem.json()["status"] == 429 and problem.headers["retry-after"]
+
+
+async def test_failed_authentications_are_limited_per_address(tmp_path: Path) -> None:
+    async with running(make_settings(tmp_path, auth_failures_per_minute=3)) as app:
+        async with http(app, "cpk_live_" + "A" * 50) as client:
+            codes = [(await client.get("/v1/tickers")).status_code for _ in range(5)]
+    assert codes == [401, 401, 401, 429, 429]
