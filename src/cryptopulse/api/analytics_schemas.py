@@ -155,7 +155,7 @@ class SupplyOut(BaseModel):
     as_of: str | None = Field(description="date the supply figures were taken")
 
 
-class TokenOut(BaseModel):
+class TokenInfo(BaseModel):
     symbol: str
     name: str
     sectors: list[str]
@@ -167,8 +167,8 @@ class TokenOut(BaseModel):
     fdv: float | None = Field(description="price x max supply (total when uncapped)")
 
 
-class TokenList(BaseModel):
-    data: list[TokenOut]
+class TokenInfoList(BaseModel):
+    data: list[TokenInfo]
     next_cursor: Cursor
 
 
