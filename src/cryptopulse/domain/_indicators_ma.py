@@ -196,17 +196,33 @@ class WindowVariance:
         if m2 > scale:
             scale = m2
         if new_m2 <= scale * 1e-3:  # cancelled most of it: recompute exactly
-            return self._exact(x)
+            return self._exact(x)  # (update inlines this function: keep them equal)
         return new_mean, new_m2, scale
 
     def update(self, x: float) -> float:
         """Add a value; the new m2."""
-        self._mean, self._m2, self._scale = self._next(x)
         i = self._i
-        self._buf[i] = x
-        self._i = i + 1 if i + 1 < self.period else 0
-        if self._n < self.period:
+        buf = self._buf
+        if self._n == self.period:  # the steady state, inlined: it is the hot path
+            mean, m2 = self._mean, self._m2
+            old = buf[i]
+            d = x - old
+            new_mean = mean + d / self.period
+            term = d * (x - new_mean + old - mean)
+            new_m2 = m2 + term
+            scale = self._scale
+            if term > scale or -term > scale:
+                scale = abs(term)
+            if m2 > scale:
+                scale = m2
+            if new_m2 <= scale * 1e-3:
+                new_mean, new_m2, scale = self._exact(x)
+            self._mean, self._m2, self._scale = new_mean, new_m2, scale
+        else:
+            self._mean, self._m2, self._scale = self._next(x)
             self._n += 1
+        buf[i] = x
+        self._i = i + 1 if i + 1 < self.period else 0
         return self._m2
 
     def peek(self, x: float) -> float:
@@ -217,36 +233,40 @@ class WindowVariance:
 class Bollinger:
     """Bollinger Bands: SMA ± k × population standard deviation over `period` values.
 
-    The middle band is the SMA (TA-Lib's sums), the deviation √(m2/n) from
+    The middle band is the SMA with TA-Lib's running sums, the deviation √(m2/n) from
     `WindowVariance`. ``update`` returns (upper, middle, lower) or None during warm-up.
     """
 
-    __slots__ = ("_sma", "_var", "k", "period", "value")
+    __slots__ = ("_partial", "_var", "k", "period", "value")
 
     def __init__(self, period: int, k: float = 2.0) -> None:
         self.period = check_period(period, 2)
         self.k = float(k)
-        self._sma = Sma(period)
         self._var = WindowVariance(period)
+        self._partial = 0.0  # sum of the newest period-1 values, as in `Sma`
         self.value: BandValues | None = None
-
-    def _bands(self, mean: float, m2: float) -> BandValues:
-        dev = sqrt(m2 / self.period) * self.k if m2 > 0.0 else 0.0
-        return (mean + dev, mean, mean - dev)
 
     def update(self, x: float) -> BandValues | None:
         """Add a closed value; (upper, middle, lower), or None during warm-up."""
-        m2 = self._var.update(x)
-        mean = self._sma.update(x)
-        if mean is None:
+        var = self._var
+        warm = var.count < self.period - 1
+        m2 = var.update(x)
+        if warm:
+            self._partial += x
             return None
-        value = self._bands(mean, m2)
+        total = self._partial + x
+        self._partial = total - var._buf[var._i]  # the oldest value, next to leave
+        mean = total / self.period
+        dev = sqrt(m2 / self.period) * self.k if m2 > 0.0 else 0.0
+        value = (mean + dev, mean, mean - dev)
         self.value = value
         return value
 
     def peek(self, x: float) -> BandValues | None:
         """The bands if `x` closed now; the state is untouched."""
-        mean = self._sma.peek(x)
-        if mean is None:
+        if self._var.count < self.period - 1:
             return None
-        return self._bands(mean, self._var.peek(x))
+        mean = (self._partial + x) / self.period
+        m2 = self._var.peek(x)
+        dev = sqrt(m2 / self.period) * self.k if m2 > 0.0 else 0.0
+        return (mean + dev, mean, mean - dev)

@@ -35,9 +35,12 @@ class Rsi:
         self._prev: float | None = None
         self.value: float | None = None
 
-    def _next(self, x: float) -> tuple[float, float, float | None]:
-        """New (average gain, average loss, rsi) for the change to `x`; needs _prev."""
-        diff = x - self._prev  # type: ignore[operator]  # callers check _prev first
+    def _next(self, x: float, prev: float) -> tuple[float, float, float | None]:
+        """New (average gain, average loss, rsi) for the change from `prev` to `x`.
+
+        `update` inlines the steady state of this: keep them equal.
+        """
+        diff = x - prev
         n = self.period
         gain, loss = self._gain, self._loss
         if self._n >= n:
@@ -57,21 +60,38 @@ class Rsi:
 
     def update(self, x: float) -> float | None:
         """Add a closed value; the RSI, or None during warm-up."""
-        if self._prev is None:
-            self._prev = x
-            return None
-        self._gain, self._loss, value = self._next(x)
+        prev = self._prev
         self._prev = x
-        self._n += 1
-        if value is not None:
-            self.value = value
+        if prev is None:
+            return None
+        # _next inlined for the steady state: this is the hot path.
+        n = self.period
+        if self._n < n:
+            self._gain, self._loss, value = self._next(x, prev)
+            self._n += 1
+            if value is not None:
+                self.value = value
+            return value
+        diff = x - prev
+        loss = self._loss * (n - 1)
+        gain = self._gain * (n - 1)
+        if diff < 0:
+            loss -= diff
+        else:
+            gain += diff
+        loss /= n
+        gain /= n
+        self._gain, self._loss = gain, loss
+        total = gain + loss
+        value = 100.0 * (gain / total) if total != 0.0 else 0.0
+        self.value = value
         return value
 
     def peek(self, x: float) -> float | None:
         """The RSI if `x` closed now; the state is untouched."""
         if self._prev is None:
             return None
-        return self._next(x)[2]
+        return self._next(x, self._prev)[2]
 
 
 class Macd:
@@ -151,7 +171,8 @@ class Stochastic:
         lowest = self._low.update(low)
         if highest is None or lowest is None:
             return _NO_STOCH
-        k = self._k.update(self._fast_k(highest, lowest, close))
+        diff = (highest - lowest) / 100.0  # _fast_k, inlined
+        k = self._k.update((close - lowest) / diff if diff != 0.0 else 0.0)
         if k is None:
             return _NO_STOCH
         value = (k, self._d.update(k))

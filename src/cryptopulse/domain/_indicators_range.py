@@ -7,8 +7,6 @@ the open candle without touching it. Wilder smoothing follows TA-Lib's order of 
 
 from __future__ import annotations
 
-from collections import deque
-
 from cryptopulse.domain._indicators_ma import check_period
 
 __all__ = ["Adx", "Atr", "Donchian", "RollingMax", "RollingMin", "true_range"]
@@ -30,84 +28,106 @@ def true_range(high: float, low: float, prev_close: float) -> float:
     return tr
 
 
-class RollingMax:
-    """Maximum of the last `period` values: a monotonic queue, O(1) amortized."""
+class _MonotonicQueue:
+    """Candidates for the window's extreme, best first, in two fixed rings of `period`
+    slots (a deque per indicator costs ~1 KB; 500 instruments would spill the CPU cache).
 
-    __slots__ = ("_idx", "_t", "_val", "period")
+    Each value is pushed once and popped at most once: O(1) amortized per update.
+    """
+
+    __slots__ = ("_head", "_idx", "_size", "_t", "_val", "period")
 
     def __init__(self, period: int) -> None:
         self.period = check_period(period)
-        # Values decrease from front to back; the front is the window's maximum.
-        self._idx: deque[int] = deque()
-        self._val: deque[float] = deque()
-        self._t = 0
+        self._val = [0.0] * period
+        self._idx = [0] * period
+        self._head = 0
+        self._size = 0
+        self._t = 0  # values seen
+
+    def _front_after_expiry(self) -> int:
+        """Index of the first candidate still inside the window once a value is added."""
+        if self._size and self._idx[self._head] <= self._t - self.period:
+            return 1
+        return 0
+
+
+class RollingMax(_MonotonicQueue):
+    """Maximum of the last `period` values: a monotonic queue, O(1) amortized."""
+
+    __slots__ = ()
 
     def update(self, x: float) -> float | None:
         """Add a closed value; the maximum, or None until `period` values were seen."""
-        idx, val = self._idx, self._val
-        while val and val[-1] <= x:
-            val.pop()
-            idx.pop()
-        t = self._t
-        val.append(x)
-        idx.append(t)
-        if idx[0] <= t - self.period:
-            idx.popleft()
-            val.popleft()
-        self._t = t + 1
-        return val[0] if t + 1 >= self.period else None
+        p, val, idx = self.period, self._val, self._idx
+        t, head, size = self._t, self._head, self._size
+        if size and idx[head] <= t - p:  # the oldest value leaves the window
+            head = head + 1 if head + 1 < p else 0
+            size -= 1
+        while size:
+            back = head + size - 1
+            if back >= p:
+                back -= p
+            if val[back] > x:
+                break
+            size -= 1
+        pos = head + size
+        if pos >= p:
+            pos -= p
+        val[pos] = x
+        idx[pos] = t
+        self._head, self._size, self._t = head, size + 1, t + 1
+        return val[head] if t + 1 >= p else None
 
     def peek(self, x: float) -> float | None:
         """The maximum if `x` closed now; the state is untouched."""
-        t = self._t
-        if t + 1 < self.period:
+        if self._t + 1 < self.period:
             return None
-        val = self._val
-        # Only the front can leave the window with the next value.
-        if self._idx[0] <= t - self.period:
-            best = val[1] if len(val) > 1 else x
-        else:
-            best = val[0]
-        return best if best > x else x
+        skip = self._front_after_expiry()
+        if self._size > skip:
+            pos = self._head + skip
+            best = self._val[pos - self.period if pos >= self.period else pos]
+            return best if best > x else x
+        return x
 
 
-class RollingMin:
+class RollingMin(_MonotonicQueue):
     """Minimum of the last `period` values: a monotonic queue, O(1) amortized."""
 
-    __slots__ = ("_idx", "_t", "_val", "period")
-
-    def __init__(self, period: int) -> None:
-        self.period = check_period(period)
-        self._idx: deque[int] = deque()
-        self._val: deque[float] = deque()
-        self._t = 0
+    __slots__ = ()
 
     def update(self, x: float) -> float | None:
         """Add a closed value; the minimum, or None until `period` values were seen."""
-        idx, val = self._idx, self._val
-        while val and val[-1] >= x:
-            val.pop()
-            idx.pop()
-        t = self._t
-        val.append(x)
-        idx.append(t)
-        if idx[0] <= t - self.period:
-            idx.popleft()
-            val.popleft()
-        self._t = t + 1
-        return val[0] if t + 1 >= self.period else None
+        p, val, idx = self.period, self._val, self._idx
+        t, head, size = self._t, self._head, self._size
+        if size and idx[head] <= t - p:
+            head = head + 1 if head + 1 < p else 0
+            size -= 1
+        while size:
+            back = head + size - 1
+            if back >= p:
+                back -= p
+            if val[back] < x:
+                break
+            size -= 1
+        pos = head + size
+        if pos >= p:
+            pos -= p
+        val[pos] = x
+        idx[pos] = t
+        self._head, self._size, self._t = head, size + 1, t + 1
+        return val[head] if t + 1 >= p else None
 
     def peek(self, x: float) -> float | None:
         """The minimum if `x` closed now; the state is untouched."""
-        t = self._t
-        if t + 1 < self.period:
+        if self._t + 1 < self.period:
             return None
-        val = self._val
-        if self._idx[0] <= t - self.period:
-            best = val[1] if len(val) > 1 else x
-        else:
-            best = val[0]
-        return best if best < x else x
+        skip = self._front_after_expiry()
+        if self._size > skip:
+            pos = self._head + skip
+            best = self._val[pos - self.period if pos >= self.period else pos]
+            return best if best < x else x
+        return x
 
 
 class Atr:
@@ -126,6 +146,7 @@ class Atr:
         self.value: float | None = None
 
     def _next(self, tr: float) -> float | None:
+        # `update` inlines this: keep them equal.
         v = self.value
         if v is not None:
             return (v * (self.period - 1) + tr) / self.period
@@ -139,10 +160,22 @@ class Atr:
         self._prev_close = close
         if prev is None:
             return None
-        tr = true_range(high, low, prev)
-        v = self._next(tr)
-        if v is None:
+        # true_range and _next inlined: this is the hot path.
+        tr = high - low
+        d = high - prev if high > prev else prev - high
+        if d > tr:
+            tr = d
+        d = low - prev if low > prev else prev - low
+        if d > tr:
+            tr = d
+        v = self.value
+        n = self.period
+        if v is not None:
+            v = (v * (n - 1) + tr) / n
+        elif self._n + 1 < n:
             self._sum += tr
+        else:
+            v = (self._sum + tr) / n
         self._n += 1
         self.value = v
         return v
@@ -170,8 +203,11 @@ class Adx:
         "_mdm",
         "_tr",
         "_sum_dx",
-        "_prev",
+        "_ph",
+        "_pl",
+        "_pc",
         "_adx",
+        "_started",
         "period",
         "value",
     )
@@ -183,21 +219,21 @@ class Adx:
         self._mdm = 0.0
         self._tr = 0.0
         self._sum_dx = 0.0
-        self._prev: tuple[float, float, float] | None = None
+        self._ph = self._pl = self._pc = 0.0  # the previous candle (from _moves >= 0)
+        self._started = False
         self._adx: float | None = None
         self.value: AdxValues = _NO_ADX
 
     def _step(self, high: float, low: float) -> tuple[float, float, float]:
         """+DM, −DM and TR of a candle against the previous one."""
-        ph, pl, pc = self._prev  # type: ignore[misc]  # callers check _prev first
-        up = high - ph
-        down = pl - low
+        up = high - self._ph
+        down = self._pl - low
         pdm = mdm = 0.0
         if down > 0 and up < down:
             mdm = down
         elif up > 0 and up > down:
             pdm = up
-        return pdm, mdm, true_range(high, low, pc)
+        return pdm, mdm, true_range(high, low, self._pc)
 
     def _compute(
         self, high: float, low: float
@@ -227,8 +263,9 @@ class Adx:
 
     def update(self, high: float, low: float, close: float) -> AdxValues:
         """Add a closed candle; (adx, plus_di, minus_di), each None during its warm-up."""
-        if self._prev is None:
-            self._prev = (high, low, close)
+        if not self._started:
+            self._started = True
+            self._ph, self._pl, self._pc = high, low, close
             return _NO_ADX
         if self._moves < self.period - 1:
             pdm, mdm, tr = self._step(high, low)
@@ -236,20 +273,20 @@ class Adx:
             self._mdm += mdm
             self._tr += tr
             self._moves += 1
-            self._prev = (high, low, close)
+            self._ph, self._pl, self._pc = high, low, close
             return _NO_ADX
         self._pdm, self._mdm, self._tr, dx, out = self._compute(high, low)
         if out[0] is None and dx is not None:
             self._sum_dx += dx  # still averaging the first n DX
         self._adx = out[0]
         self._moves += 1
-        self._prev = (high, low, close)
+        self._ph, self._pl, self._pc = high, low, close
         self.value = out
         return out
 
     def peek(self, high: float, low: float, close: float) -> AdxValues:
         """The values if this candle closed now; the state is untouched."""
-        if self._prev is None or self._moves < self.period - 1:
+        if not self._started or self._moves < self.period - 1:
             return _NO_ADX
         return self._compute(high, low)[4]
 

@@ -36,10 +36,17 @@ class Obv:
 
     def update(self, close: float, volume: float) -> float:
         """Add a closed candle; the OBV."""
-        value = self._next(close, volume)
+        obv = self.value
+        prev = self._prev
         self._prev = close
-        self.value = value
-        return value
+        if obv is None or prev is None:
+            obv = volume
+        elif close > prev:
+            obv += volume
+        elif close < prev:
+            obv -= volume
+        self.value = obv
+        return obv
 
     def peek(self, close: float, volume: float) -> float:
         """The OBV if this candle closed now; the state is untouched."""
@@ -74,7 +81,11 @@ class Vwap:
         self, open_time: int, high: float, low: float, close: float, volume: float
     ) -> float | None:
         """Add a closed candle; the session VWAP, or None if the session has no volume."""
-        self._session, self._pv, self._v = self._sums(open_time, high, low, close, volume)
+        session = open_time // self.session_ms
+        if session != self._session:
+            self._session, self._pv, self._v = session, 0.0, 0.0
+        self._pv += (high + low + close) / 3.0 * volume
+        self._v += volume
         value = self._pv / self._v if self._v > 0.0 else None
         self.value = value
         return value
@@ -114,10 +125,13 @@ class Volatility:
         self._prev = close
         if prev is None:
             return None
-        m2 = self._var.update(self._ret(close, prev))
-        if self._var.count < self.period:
+        # A non-positive price is bad data, not a -100 % move: count it as no change.
+        r = log(close / prev) if close > 0.0 and prev > 0.0 else 0.0
+        var = self._var
+        m2 = var.update(r)
+        if var.count < self.period:
             return None
-        value = self._std(m2)
+        value = sqrt(m2 / (self.period - 1)) if m2 > 0.0 else 0.0
         self.value = value
         return value
 

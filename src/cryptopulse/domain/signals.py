@@ -13,7 +13,6 @@ with a strength in [0, 1] and the rule that decided it. Rules, first match wins
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -164,39 +163,39 @@ def signal_performance(candles: Sequence[Candle], signals: Sequence[Signal]) -> 
 
     A signal applies from the candle after the one it was made on and holds until the next
     signal, so both a signal per candle and a list of changes work. Returns compound per
-    candle; a short earns −r. Signals at times with no candle are ignored.
+    candle; a short earns −r. Signals at times with no candle are ignored. The hit rate
+    counts the positions held for at least one candle.
     """
     if not candles:
         raise ValueError("signal_performance needs at least one candle")
     by_time = {s.time: _POSITION[s.state] for s in signals}
-    growth = 1.0
-    position = 0
-    trade_growth = 1.0
-    trades = hits = 0
+    growth = trade_growth = 1.0
+    position = held = opened = judged = hits = 0
     prev_close = candles[0].close
     for candle in candles:
         close = candle.close
-        if position and prev_close > 0.0:
-            step = 1.0 + position * (close / prev_close - 1.0)
+        if position:
+            step = 1.0 + position * (close / prev_close - 1.0) if prev_close > 0.0 else 1.0
             growth *= step
             trade_growth *= step
+            held += 1
         prev_close = close
         new = by_time.get(candle.open_time, position)
         if new != position:
-            if position:
+            if held:
+                judged += 1
                 hits += trade_growth > 1.0
-            if new:
-                trades += 1
-            position, trade_growth = new, 1.0
-    if position:
+            opened += new != 0
+            position, trade_growth, held = new, 1.0, 0
+    if held:
+        judged += 1
         hits += trade_growth > 1.0
     first = candles[0].close
-    hold = candles[-1].close / first - 1.0 if first > 0.0 else math.nan
     return SignalPerformance(
         strategy_return=growth - 1.0,
-        hold_return=hold,
-        hit_rate=hits / trades if trades else None,
-        signals=trades,
+        hold_return=candles[-1].close / first - 1.0 if first > 0.0 else 0.0,
+        hit_rate=hits / judged if judged else None,
+        signals=opened,
         window_start=candles[0].open_time,
         window_end=candles[-1].open_time,
     )
