@@ -137,20 +137,64 @@ def serve(
             help="Comma-separated venue instruments, e.g. coinbase:BTC-USD,binance:ETH-USDT."
         ),
     ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(min=1, help="API worker processes (scale-out: with a redis:// bus URL)."),
+    ] = None,
 ) -> None:
-    """Run sources, pipeline and API in one process."""
-    names: list[str] | None = None
-    if instruments is not None:
-        names = [part.strip() for part in instruments.split(",") if part.strip()]
-        for name in names:
-            try:
-                parse_instrument(name)
-            except InvalidInstrument as exc:
-                raise typer.BadParameter(str(exc), param_hint="--instruments") from None
-    settings = _settings(ctx, source=source, host=host, port=port, instruments=names)
+    """Run sources, pipeline and API in one process; with a redis:// bus, the API only
+    (sources run in `cryptopulse ingest` shards)."""
+    names = _instrument_list(instruments)
+    settings = _settings(
+        ctx, source=source, host=host, port=port, instruments=names, workers=workers
+    )
     from cryptopulse.server import run
 
     run(settings)
+
+
+def _instrument_list(instruments: str | None) -> list[str] | None:
+    if instruments is None:
+        return None
+    names = [part.strip() for part in instruments.split(",") if part.strip()]
+    for name in names:
+        try:
+            parse_instrument(name)
+        except InvalidInstrument as exc:
+            raise typer.BadParameter(str(exc), param_hint="--instruments") from None
+    return names
+
+
+@app.command()
+def ingest(
+    ctx: typer.Context,
+    shard: Annotated[
+        str, typer.Option(help="i/n: this process ingests shard i (0-based) of n.")
+    ] = "0/1",
+    source: Annotated[
+        str | None,
+        typer.Option(help="auto (live, else simulator), live, sim, or replay:PATH."),
+    ] = None,
+    instruments: Annotated[
+        str | None,
+        typer.Option(help="Comma-separated venue instruments (the shard takes its part)."),
+    ] = None,
+    port: Annotated[
+        int | None, typer.Option(help="Port of /healthz, /readyz and /metrics.")
+    ] = None,
+) -> None:
+    """Run sources and pipeline for one shard: write the store, publish to the bus."""
+    from cryptopulse.sharding import parse_shard
+
+    try:
+        parse_shard(shard)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--shard") from None
+    names = _instrument_list(instruments)
+    settings = _settings(ctx, shard=shard, source=source, instruments=names, ingest_port=port)
+    from cryptopulse.processes.ingest import run_ingest
+
+    run_ingest(settings)
 
 
 @app.command()

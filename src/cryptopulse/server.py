@@ -9,9 +9,11 @@ from types import FrameType
 import uvicorn
 
 from cryptopulse.api.app import create_app
+from cryptopulse.processes.replica import api_services, is_scale_out
 from cryptopulse.runtime import Services
 from cryptopulse.settings import Settings
 from cryptopulse.sources.auto import build_sources
+from cryptopulse.store import partitions
 
 log = logging.getLogger(__name__)
 
@@ -50,8 +52,12 @@ def build_server(settings: Settings) -> GracefulServer:
     server: GracefulServer | None = None
 
     def services_factory(s: Settings) -> Services:
-        sources, supervisors = build_sources(s)
-        services = Services.create(s, sources, supervisors)
+        if is_scale_out(s):
+            # Scale-out: API only; sources run in `cryptopulse ingest` shards.
+            services = api_services(s)
+        else:
+            sources, supervisors = build_sources(s)
+            services = Services.create(s, sources, [*supervisors, partitions.maintain])
         assert server is not None
         server.services = services
         return services
@@ -65,6 +71,8 @@ def build_server(settings: Settings) -> GracefulServer:
         lifespan="on",
         ws_max_size=settings.ws_max_frame_bytes,
         ws_ping_interval=None,  # the stream protocol has its own heartbeats
+        loop="uvloop",
+        http="httptools",
         proxy_headers=False,
         server_header=False,
     )
@@ -72,13 +80,22 @@ def build_server(settings: Settings) -> GracefulServer:
     return server
 
 
-def run(settings: Settings) -> None:
-    """Serve until SIGINT/SIGTERM (blocking)."""
+def configure_logging(settings: Settings) -> None:
     logging.basicConfig(
         level=settings.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+
+
+def run(settings: Settings) -> None:
+    """Serve until SIGINT/SIGTERM (blocking); `settings.workers` > 1 runs worker processes."""
+    configure_logging(settings)
     log.info(
         "cryptopulse on http://%s:%d (source=%s)", settings.host, settings.port, settings.source
     )
+    if settings.workers > 1:
+        from cryptopulse.processes.workers import Workers
+
+        Workers(settings).run()
+        return
     build_server(settings).run()

@@ -147,3 +147,34 @@ class Settings(BaseSettings):
                 return json.loads(text)
             return [part.strip() for part in text.split(",") if part.strip()]
         return value
+    # --- scale-out: PostgreSQL pool, Redis bus, ingest shards, API workers ---------------
+    # Pool of each process (PostgreSQL; SQLite uses one file and ignores these).
+    database_pool_size: int = 10
+    database_max_overflow: int = 10
+    # Waiting for a pooled connection / opening one: short, so REST answers 503 within 1 s
+    # when the database is down instead of hanging.
+    database_pool_timeout_s: float = 0.8
+    database_connect_timeout_s: float = 0.8
+    # Any one statement (large batched upserts included).
+    database_command_timeout_s: float = 30.0
+    # Keys on the Redis bus start with this (several deployments can share one Redis).
+    redis_prefix: str = "cp:"
+    # Redis calls on the request path (subscribe replay, pings) give up after this.
+    redis_timeout_s: float = 0.8
+    # Messages an ingest process holds while Redis is unreachable (oldest dropped beyond).
+    redis_outbox: int = 100_000
+    # Ingest shard "i/n": owns the pairs whose hash falls in shard i of n (0-based).
+    shard: str = "0/1"
+    # Ingest processes serve /healthz, /readyz and /metrics here (probes, Prometheus).
+    ingest_port: int = 9100
+    # API worker processes of `serve` (scale-out: no sources in them).
+    workers: int = 1
+    # Months of candle partitions created ahead on PostgreSQL.
+    partitions_ahead_months: int = 3
+
+    # --- on-chain (docs/onchain.md) ---------------------------------------------------
+    # JSON list of chains (see ChainConfig); none by default: bring your own RPC URL.
+    onchain_chains: list[ChainConfig] = Field(default_factory=list)
+    onchain_transfer_retention_hours: float = 168.0  # tracked-token transfers kept
+    onchain_flush_interval_s: float = 0.5  # how often block metrics reach the store
+

@@ -34,6 +34,7 @@ from cryptopulse.api._stream_ops import (
     unsubscribed_frame,
 )
 from cryptopulse.api._stream_queue import SendQueue
+from cryptopulse.bus.base import BusUnavailable, Gap, Message, Subscription
 from cryptopulse.runtime import Services
 from cryptopulse.sources.base import now_ms
 
@@ -47,6 +48,47 @@ TOO_SLOW = 4008
 _CLOSE_TIMEOUT_S = 5.0
 
 
+UPSTREAM_UNAVAILABLE = "upstream_unavailable"
+_UNAVAILABLE = "market data bus unreachable: live data paused; it resumes by itself"
+
+
+class _BusListener:
+    """The send queue as the bus subscriber, plus what a networked bus reports: a lost
+    stretch becomes `gap` + snapshot, an outage one `error` frame (the stream stays open)."""
+
+    __slots__ = ("_down", "_queue", "pending")
+
+    def __init__(self, queue: SendQueue) -> None:
+        self._queue = queue
+        self._down = False
+        # Channels subscribed while the bus was down -> the client's resume seq.
+        self.pending: dict[str, int | None] = {}
+
+    def deliver(self, message: Message) -> None:
+        self._down = False
+        self._queue.deliver(message)
+
+    def on_resync(
+        self, channel: str, gap: Gap | None, snapshot: Message | None, reset: bool
+    ) -> None:
+        self._down = False
+        stream = self._queue.channels.get(channel)
+        if stream is None:
+            return
+        if channel in self.pending and snapshot is not None:
+            resume = self.pending.pop(channel)
+            if resume is not None and snapshot.seq > resume + 1:
+                gap = Gap(resume + 1, snapshot.seq - 1)
+        if reset:
+            stream.last_seq = 0  # seqs restarted: lower ones are new, not duplicates
+        self._queue.start(stream, Subscription([], gap, snapshot))
+
+    def on_unavailable(self, channel: str) -> None:
+        if not self._down and channel in self._queue.channels:
+            self._down = True
+            self._queue.put(OpError(UPSTREAM_UNAVAILABLE, _UNAVAILABLE).frame())
+
+
 class StreamConnection:
     """Serves one accepted WebSocket from the bus until it closes."""
 
@@ -58,6 +100,7 @@ class StreamConnection:
         self._max_frame = settings.ws_max_frame_bytes
         self._heartbeat_s = settings.ws_heartbeat_s
         self._queue = SendQueue(settings.ws_send_queue, self._overflowed)
+        self._listener = _BusListener(self._queue)
         self._room = asyncio.Event()  # the writer drained the queue back to capacity
         self._done = asyncio.Event()
         self._close_code: int | None = None
@@ -162,20 +205,28 @@ class StreamConnection:
         # A channel subscribed already keeps its stream; its resume is ignored.
         for name in new:
             channel = self._queue.open(name)
-            subscription = await self._bus.subscribe(name, self._queue, op.resume.get(name))
+            resume = op.resume.get(name)
+            try:
+                subscription = await self._bus.subscribe(name, self._listener, resume)
+            except BusUnavailable:
+                # Stays subscribed: when the bus is back the channel gets a snapshot
+                # (and a gap from `resume` if messages were missed) by itself.
+                self._listener.pending[name] = resume
+                subscription = Subscription([], None, None)
+                self._queue.put(OpError(UPSTREAM_UNAVAILABLE, _UNAVAILABLE, op.id).frame())
             self._queue.start(channel, subscription)
 
     async def _unsubscribe(self, op: Unsubscribe) -> None:
         for name in op.channels:
             if self._queue.remove(name):
-                await self._bus.unsubscribe(name, self._queue)
+                await self._bus.unsubscribe(name, self._listener)
         self._queue.put(unsubscribed_frame(op.id, op.channels))
 
     async def _unsubscribe_all(self) -> None:
         for name in list(self._queue.channels):
             self._queue.remove(name)
             try:
-                await self._bus.unsubscribe(name, self._queue)
+                await self._bus.unsubscribe(name, self._listener)
             except Exception:  # one failure must not leave the other channels subscribed
                 log.exception("stream: unsubscribe from %s failed", name)
 

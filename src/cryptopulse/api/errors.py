@@ -117,6 +117,29 @@ _TITLES = {
 }
 
 
+# Seconds a client should wait after a 503 for a dependency outage: recovery is automatic.
+RETRY_AFTER_S = 2
+
+
+def _outage_types() -> tuple[type[Exception], ...]:
+    """Exceptions meaning a dependency (PostgreSQL, Redis) is unreachable, not a bug."""
+    from redis import exceptions as redis_errors
+    from sqlalchemy import exc as sql_errors
+
+    from cryptopulse.bus.base import BusUnavailable
+
+    return (
+        sql_errors.OperationalError,
+        sql_errors.InterfaceError,
+        sql_errors.TimeoutError,  # no pooled connection within database_pool_timeout_s
+        redis_errors.ConnectionError,
+        redis_errors.TimeoutError,
+        BusUnavailable,
+        ConnectionError,
+        TimeoutError,
+    )
+
+
 def install(app: FastAPI) -> None:
     async def on_problem(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, ProblemError)
@@ -148,6 +171,19 @@ def install(app: FastAPI) -> None:
         log.exception("unhandled error on %s", request.url.path, exc_info=exc)
         return problem_response(request, 500, "internal", "Internal Server Error")
 
+    async def on_outage(request: Request, exc: Exception) -> Response:
+        log.warning("dependency unavailable on %s: %s", request.url.path, type(exc).__name__)
+        return problem_response(
+            request,
+            503,
+            "unavailable",
+            "Service Unavailable",
+            "a backing service (database or message bus) is unreachable; retry shortly",
+            headers={"Retry-After": str(RETRY_AFTER_S)},
+        )
+
+    for outage in _outage_types():
+        app.add_exception_handler(outage, on_outage)
     app.add_exception_handler(ProblemError, on_problem)
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(StarletteHTTPException, on_http)
@@ -160,5 +196,6 @@ PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
         (404, "Unknown instrument"),
         (422, "Invalid parameters"),
         (500, "Internal error"),
+        (503, "A backing service is unreachable (with Retry-After)"),
     )
 }

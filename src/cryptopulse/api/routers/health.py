@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from collections.abc import Coroutine
+from typing import Any
 
 import orjson
 from fastapi import APIRouter
@@ -27,6 +30,19 @@ async def healthz() -> Response:
     return Response(b'{"status":"ok"}', media_type="application/json")
 
 
+async def _dependency(name: str, check: Coroutine[Any, Any, bool]) -> dict[str, Any]:
+    """Ping one dependency within 1 s: {"ok", "latency_ms", "error"}."""
+    started = time.perf_counter()
+    error = None
+    try:
+        ok = bool(await asyncio.wait_for(check, timeout=1.0))
+    except Exception as exc:
+        log.warning("readiness: %s unreachable: %s", name, type(exc).__name__)
+        ok, error = False, type(exc).__name__
+    latency = round((time.perf_counter() - started) * 1000, 2)
+    return {"ok": ok, "latency_ms": latency, "error": error}
+
+
 @router.get(
     "/readyz",
     response_model=Readiness,
@@ -34,11 +50,12 @@ async def healthz() -> Response:
     responses={503: {"model": Readiness, "description": "Not ready"}},
 )
 async def readyz(services: ServicesDep) -> Response:
-    try:
-        store_ok = await asyncio.wait_for(services.store.ping(), timeout=2.0)
-    except Exception:
-        log.warning("readiness: store unreachable", exc_info=True)
-        store_ok = False
+    store, bus = await asyncio.gather(
+        _dependency("store", services.store.ping()), _dependency("bus", services.bus.ping())
+    )
+    store["backend"] = services.store.dialect
+    bus["backend"] = type(services.bus).__name__
+    store_ok, bus_ok = bool(store["ok"]), bool(bus["ok"])
     now = now_ms()
     feeds = []
     for status in services.market.feeds.values():
@@ -61,12 +78,17 @@ async def readyz(services: ServicesDep) -> Response:
         s.connected and s.last_message is not None and now - s.last_message < FRESH_MS
         for s in services.market.feeds.values()
     )
-    # With no feeds at all (an API-only process) the store alone decides.
-    ready = store_ok and (fresh or not feeds or services.market.mode == "replay")
+    # With no feeds at all, or in an API replica (feeds run in ingest shards and are
+    # shown for information), the dependencies alone decide.
+    feeds_ok = fresh or not feeds or services.market.mode == "replay" or services.role == "api"
+    ready = store_ok and bus_ok and feeds_ok
     body = {
         "status": "ready" if ready else "not_ready",
         "mode": services.market.mode,
+        "role": services.role,
         "store": store_ok,
+        "bus": bus_ok,
+        "dependencies": {"store": store, "bus": bus},
         "feeds": feeds,
     }
     return Response(orjson.dumps(body), 200 if ready else 503, media_type="application/json")
