@@ -9,7 +9,7 @@ from types import FrameType
 import uvicorn
 
 from cryptopulse.api.app import create_app
-from cryptopulse.processes.replica import api_services, is_scale_out
+from cryptopulse.processes.replica import api_services, is_scale_out, migrate_once
 from cryptopulse.runtime import Services
 from cryptopulse.settings import Settings
 from cryptopulse.sources.auto import build_sources
@@ -62,7 +62,8 @@ def build_server(settings: Settings) -> GracefulServer:
         server.services = services
         return services
 
-    app = create_app(settings, services_factory)
+    # Scale-out API workers do not migrate: `run` did, once, under a lock.
+    app = create_app(settings, services_factory, migrate=not is_scale_out(settings))
     config = uvicorn.Config(
         app,
         host=settings.host,
@@ -93,6 +94,12 @@ def run(settings: Settings) -> None:
     log.info(
         "cryptopulse on http://%s:%d (source=%s)", settings.host, settings.port, settings.source
     )
+    if is_scale_out(settings):
+        migrate_once(settings)
+    elif settings.workers > 1:
+        # Each worker would run its own sources and in-process bus: never what one wants.
+        log.warning("--workers needs a redis:// bus URL (scale-out); serving with 1 worker")
+        settings = settings.model_copy(update={"workers": 1})
     if settings.workers > 1:
         from cryptopulse.processes.workers import Workers
 

@@ -25,6 +25,7 @@ from cryptopulse.api.routers import health
 from cryptopulse.bus import BusUnavailable
 from cryptopulse.bus.redis import RedisBus
 from cryptopulse.domain.models import Ticker, Trade
+from cryptopulse.processes._migrate import migrate_locked
 from cryptopulse.processes._shared import share_state
 from cryptopulse.runtime import Services
 from cryptopulse.settings import Settings
@@ -123,8 +124,9 @@ def create_ingest_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         services = services_factory(settings)
         app.state.services = services
+        await migrate_locked(services.store)
         await wait_for_bus(services)
-        await services.start(migrate=True)
+        await services.start(migrate=False)
         try:
             yield
         finally:

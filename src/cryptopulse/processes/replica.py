@@ -37,6 +37,21 @@ def api_services(settings: Settings) -> Services:
     return services
 
 
+def migrate_once(settings: Settings) -> None:
+    """Migrate before API workers start (they do not migrate themselves in scale-out)."""
+    from cryptopulse.processes._migrate import migrate_locked
+    from cryptopulse.store.sql import SQLStore
+
+    async def run() -> None:
+        store = SQLStore(settings.database_url)
+        try:
+            await migrate_locked(store)
+        finally:
+            await store.close()
+
+    asyncio.run(run())
+
+
 class TickerFollower:
     """Bus subscriber keeping `MarketState.tickers` current (never blocks)."""
 
