@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_INSTRUMENTS: tuple[str, ...] = (
@@ -34,6 +35,58 @@ DEFAULT_INSTRUMENTS: tuple[str, ...] = (
 SourceMode = str  # "auto" | "live" | "sim" | "replay:PATH"
 
 PLACEHOLDER_SECRET = "change-me"  # noqa: S105  (refused in production)
+
+
+# --- on-chain: EVM chains followed over JSON-RPC (docs/onchain.md) ----------------------
+_EVM_ADDRESS = r"^0x[0-9a-fA-F]{40}$"
+
+
+class TokenConfig(BaseModel):
+    """An ERC-20 token followed on one chain."""
+
+    symbol: str = Field(pattern=r"^[A-Za-z0-9]{1,20}$")
+    address: str = Field(pattern=_EVM_ADDRESS)
+    decimals: int = Field(18, ge=0, le=77)
+    whale_threshold: float | None = Field(None, gt=0)  # token units; None: no whale events
+
+    @field_validator("address")
+    @classmethod
+    def _lower(cls, value: str) -> str:
+        return value.lower()
+
+    @field_validator("symbol")
+    @classmethod
+    def _upper(cls, value: str) -> str:
+        return value.upper()
+
+
+class ChainConfig(BaseModel):
+    """One EVM chain: the user's own RPC endpoint (no key is shipped), tokens, exchanges."""
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,31}$")
+    chain_id: int = Field(ge=1)
+    rpc_url: str
+    ws_url: str | None = None  # eth_subscribe newHeads, when the endpoint offers it
+    confirmations: int = Field(12, ge=0, le=1000)
+    backfill_blocks: int = Field(100, ge=0)  # first start: this many confirmed blocks back
+    start_block: int | None = Field(None, ge=0)  # first start: from here instead
+    poll_interval_s: float = Field(2.0, gt=0)
+    rate_limit_rps: float = Field(10.0, ge=0)  # JSON-RPC calls per second; 0: unlimited
+    max_retries: int = Field(5, ge=0)
+    timeout_s: float = Field(10.0, gt=0)
+    batch_blocks: int = Field(20, ge=1, le=500)
+    reorg_window: int = Field(128, ge=1, le=10_000)  # blocks whose rollups can be undone
+    supply_refresh_blocks: int = Field(300, ge=1)
+    tokens: list[TokenConfig] = Field(default_factory=list)
+    exchanges: dict[str, str] = Field(default_factory=dict)  # address -> exchange label
+
+    @field_validator("exchanges")
+    @classmethod
+    def _exchange_addresses(cls, value: dict[str, str]) -> dict[str, str]:
+        for address in value:
+            if not re.match(_EVM_ADDRESS, address):
+                raise ValueError(f"exchange address {address!r} is not 0x + 40 hex digits")
+        return {address.lower(): label for address, label in value.items()}
 
 
 class Settings(BaseSettings):
@@ -131,22 +184,6 @@ class Settings(BaseSettings):
                 raise ValueError("production needs CRYPTOPULSE_JWT_SECRET: 32+ random characters")
         return self
 
-    @field_validator("source")
-    @classmethod
-    def _check_source(cls, value: str) -> str:
-        if value in ("auto", "live", "sim") or value.startswith("replay:"):
-            return value
-        raise ValueError("source must be auto, live, sim or replay:PATH")
-
-    @field_validator("instruments", mode="before")
-    @classmethod
-    def _split_instruments(cls, value: object) -> object:
-        if isinstance(value, str):
-            text = value.strip()
-            if text.startswith("["):
-                return json.loads(text)
-            return [part.strip() for part in text.split(",") if part.strip()]
-        return value
     # --- scale-out: PostgreSQL pool, Redis bus, ingest shards, API workers ---------------
     # Pool of each process (PostgreSQL; SQLite uses one file and ignores these).
     database_pool_size: int = 10
@@ -178,3 +215,19 @@ class Settings(BaseSettings):
     onchain_transfer_retention_hours: float = 168.0  # tracked-token transfers kept
     onchain_flush_interval_s: float = 0.5  # how often block metrics reach the store
 
+    @field_validator("source")
+    @classmethod
+    def _check_source(cls, value: str) -> str:
+        if value in ("auto", "live", "sim") or value.startswith("replay:"):
+            return value
+        raise ValueError("source must be auto, live, sim or replay:PATH")
+
+    @field_validator("instruments", mode="before")
+    @classmethod
+    def _split_instruments(cls, value: object) -> object:
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return [part.strip() for part in text.split(",") if part.strip()]
+        return value
