@@ -85,13 +85,17 @@ def ingest_services(settings: Settings) -> Services:
     sources, supervisors = build_sources(narrowed)
     wrapped: list[Source] = [ShardedSource(s, shard) for s in sources]
     services = Services.create(
-        narrowed, wrapped, [*supervisors, partitions.maintain, _share(f"shard-{shard.index}")]
+        narrowed,
+        wrapped,
+        [*supervisors, partitions.maintain, share_supervisor(f"shard-{shard.index}")],
     )
     services.role = "ingest"
     return services
 
 
-def _share(owner: str) -> Callable[[Services], Coroutine[Any, Any, None]]:
+def share_supervisor(owner: str) -> Callable[[Services], Coroutine[Any, Any, None]]:
+    """Supervisor writing sources and feeds for API replicas (Redis bus only)."""
+
     async def supervisor(services: Services) -> None:
         if isinstance(services.bus, RedisBus):
             await share_state(services.bus, services.market, owner)
