@@ -206,7 +206,8 @@ class AnalyticsService:
             )
         if candle.interval == self.interval:
             buffer = await self.ensure_series(candle.instrument)
-            if buffer.add(candle):
+            # A series loaded just now may already hold this candle (the writer flushed it).
+            if buffer.add(candle) or buffer.last_time == candle.open_time:
                 self._dirty.set()
 
     async def _recompute_loop(self) -> None:
@@ -293,6 +294,7 @@ class AnalyticsService:
         """Chain the fresh index levels to the stored ones and write the new points."""
         scales: dict[str, tuple[float, float]] = {}
         rows: list[SectorRow] = []
+        anchors = dict(self._anchors)
         for sector_id, snap in result.sectors.items():
             index = snap.index
             anchor = self._anchors.get(sector_id)
@@ -311,8 +313,9 @@ class AnalyticsService:
                     cap_level = index.cap[i] * scale[1] if index.cap is not None else None
                     rows.append(SectorRow(sector_id, t, index.equal[i] * scale[0], cap_level))
             if rows and rows[-1].sector == sector_id:
-                self._anchors[sector_id] = rows[-1]
+                anchors[sector_id] = rows[-1]
         await self.store.upsert_sectors(rows)
+        self._anchors = anchors  # only once the rows are stored
         return scales
 
     async def _publish_events(self, previous: AnalyticsState, current: AnalyticsState) -> None:
