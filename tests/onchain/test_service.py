@@ -12,9 +12,9 @@ from typing import Any
 
 import orjson
 import pytest
-from chain import LocalChain, local_chain
 from sqlalchemy import select
 
+from chain import LocalChain, local_chain
 from cryptopulse.bus.base import Message
 from cryptopulse.bus.memory import MemoryBus
 from cryptopulse.onchain import OnchainService
@@ -102,26 +102,28 @@ async def devnet() -> AsyncIterator[LocalChain]:
         yield chain
 
 
-async def scenario(chain: LocalChain) -> tuple[str, list[dict[str, Any]]]:
+async def scenario(chain: LocalChain) -> tuple[str, list[dict[str, Any]], str]:
     """Three blocks over two hours: a deployment, small transfers and an ETH payment, then
-    a whale transfer into an exchange and a withdrawal out of it."""
+    a whale transfer into an exchange and a withdrawal out of it. Also returns a node
+    snapshot taken at block 2 (to fork from)."""
     a = chain.accounts
     token, first = await chain.deploy_token(a[0], "TST", DECIMALS, 10_000_000 * UNIT, T0 + 10)
     await chain.transfer(token, a[0], a[1], 5 * UNIT)
     await chain.transfer(token, a[0], a[2], 7 * UNIT, tip_gwei=2)
     await chain.send(a[3], a[4], value=1, tip_gwei=3)
     second = await chain.mine(T0 + 22)
+    at_second = str(await chain.rpc("evm_snapshot"))
     await chain.transfer(token, a[0], a[5], 500_000 * UNIT)
     await chain.transfer(token, a[5], a[6], 1_000 * UNIT)
     third = await chain.mine(T0 + 3_600 + 5)
-    return token, [first, second, third]
+    return token, [first, second, third], at_second
 
 
 async def test_block_token_and_rollup_metrics_match_the_node(
     devnet: LocalChain, tmp_path: Path
 ) -> None:
     a = devnet.accounts
-    token, blocks = await scenario(devnet)
+    token, blocks, _ = await scenario(devnet)
     config = chain_config(devnet, token, exchange=a[5])
     service, store, bus = await started(config, tmp_path / "a.db")
     try:
@@ -201,3 +203,61 @@ async def test_block_token_and_rollup_metrics_match_the_node(
     finally:
         await service.stop()
         await store.close()
+
+
+async def rollup_state(store: SQLStore) -> tuple[list[Any], list[Any]]:
+    chain_rows = sorted(
+        (r.interval, r.open_time, tuple(r)[3:12]) for r in await rows(store, onchain_rollups)
+    )
+    token_rows = sorted(
+        (r.interval, r.open_time, tuple(r)[5:12]) for r in await rows(store, onchain_token_rollups)
+    )
+    return chain_rows, token_rows
+
+
+async def test_a_reorg_rolls_back_and_recomputes_like_a_fresh_run(
+    devnet: LocalChain, tmp_path: Path
+) -> None:
+    a = devnet.accounts
+    token, blocks, at_second = await scenario(devnet)
+    # Fork point: block 2. Block 3 (the whale) is delivered first, then orphaned.
+    config = chain_config(devnet, token, exchange=a[5])
+    service, store, bus = await started(config, tmp_path / "reorg.db")
+    try:
+        await wait_processed(service, 3, blocks[2]["hash"])
+        assert len([t for t in await rows(store, onchain_transfers) if t.block_number == 3]) == 2
+        # Rewind the node to block 2 and mine a different, longer branch.
+        assert await devnet.rpc("evm_revert", at_second)
+        await devnet.transfer(token, a[0], a[7], 3 * UNIT)
+        await devnet.mine(T0 + 3_600 + 9)
+        await devnet.send(a[8], a[9], value=5)
+        new_head = await devnet.mine(T0 + 2 * 3_600 + 1)
+        await wait_processed(service, 4, new_head["hash"])
+
+        stored = {r.number: r.hash for r in await rows(store, onchain_blocks)}
+        canonical = {
+            n: (await devnet.rpc("eth_getBlockByNumber", hex(n), False))["hash"]
+            for n in range(1, 5)
+        }
+        assert stored == canonical
+        transfers = await rows(store, onchain_transfers)
+        assert not [t for t in transfers if t.receiver in (a[5], a[6])]  # the orphaned ones
+        assert service.chains["devnet"].status.reorgs == 1
+        events = await history(bus, "onchain:devnet")
+        reorgs = [e for e in events if e["event"] == "reorg"]
+        assert [(e["ancestor"], e["removed"], e["exact"]) for e in reorgs] == [(2, [3], True)]
+        after_reorg = await rollup_state(store)
+    finally:
+        await service.stop()
+        await store.close()
+
+    # The oracle: a service that only ever saw the final chain.
+    fresh, fresh_store, _ = await started(config, tmp_path / "fresh.db")
+    try:
+        await wait_processed(fresh, 4, new_head["hash"])
+        assert await rollup_state(fresh_store) == after_reorg
+        hour_two = [r for r in after_reorg[1] if r[0] == "1h" and r[1] == (T0 + 3_600) * 1000]
+        assert hour_two and hour_two[0][2][:2] == (1, 3.0)  # one transfer of 3 TST, no whale
+    finally:
+        await fresh.stop()
+        await fresh_store.close()
