@@ -27,6 +27,7 @@ from rich.progress import (
 from rich.table import Table
 from sqlalchemy.engine import make_url
 
+from cryptopulse._cli_keys import keys_app
 from cryptopulse.domain.instruments import INTERVALS, InvalidInstrument, parse_instrument
 from cryptopulse.settings import Settings
 
@@ -50,6 +51,7 @@ import_app = typer.Typer(
     help="Import history from CSV files (plain or gzip).", no_args_is_help=True
 )
 app.add_typer(import_app, name="import")
+app.add_typer(keys_app, name="keys")
 
 out = Console()
 err = Console(stderr=True)

@@ -18,11 +18,21 @@ import secrets
 import zlib
 from dataclasses import dataclass
 
-__all__ = ["KEY_PATTERN", "ParsedKey", "generate_key", "hash_key", "looks_like_key", "parse_key"]
+__all__ = [
+    "KEY_ID_LEN",
+    "KEY_PATTERN",
+    "PREFIXES",
+    "ParsedKey",
+    "generate_key",
+    "hash_key",
+    "looks_like_key",
+    "parse_key",
+]
 
 PREFIXES = ("cpk_live_", "cpk_test_")
 _ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-_ID_LEN = 12
+KEY_ID_LEN = 12  # the public id after the prefix
+_ID_LEN = KEY_ID_LEN
 _SECRET_LEN = 32
 _CRC_LEN = 6
 # For secret scanners and log redaction: the whole key, anchored on the prefix.
