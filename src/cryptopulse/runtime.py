@@ -11,6 +11,7 @@ from typing import Any
 
 from cryptopulse.analytics import AnalyticsService
 from cryptopulse.bus import Bus, create_bus
+from cryptopulse.onchain import OnchainService
 from cryptopulse.pipeline import Pipeline
 from cryptopulse.security.access import AccessControl
 from cryptopulse.settings import Settings
@@ -41,6 +42,8 @@ class Services:
     _source_tasks: dict[str, asyncio.Task[None]] = field(default_factory=dict)
     # Indicators, signals, grades, sectors (None when analytics_enabled is off).
     analytics: AnalyticsService | None = None
+    # EVM chains (None when no chain is configured; see docs/onchain.md).
+    onchain: OnchainService | None = None
     # "all" (embedded: sources and API), "api" (scale-out API worker: no sources, state
     # from the bus) or "ingest" (sources and pipeline, no public API).
     role: str = "all"
@@ -95,6 +98,7 @@ class Services:
             sources=list(sources or []),
             supervisors=list(supervisors),
             analytics=analytics,
+            onchain=OnchainService(settings, store, bus) if settings.onchain_chains else None,
         )
 
     async def start(self, migrate: bool = True) -> None:
@@ -105,6 +109,9 @@ class Services:
         self.writer.start()
         if self.analytics is not None:
             await self.analytics.start()
+        if self.onchain is not None:
+            # API-only replicas serve the stored metrics; the chains are followed elsewhere.
+            await self.onchain.start(follow=self.role != "api")
         for source in list(self.sources):
             self.add_source(source)
         self._tasks.append(asyncio.create_task(self._housekeeping(), name="housekeeping"))
@@ -183,6 +190,8 @@ class Services:
         await self.writer.stop()
         if self.analytics is not None:
             await self.analytics.stop()
+        if self.onchain is not None:
+            await self.onchain.stop()
         await self.bus.close()
         await self.access.stop()
         await self.store.close()

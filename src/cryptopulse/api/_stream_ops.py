@@ -6,6 +6,7 @@ so that they match the names the pipeline publishes under.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import orjson
@@ -22,7 +23,9 @@ from cryptopulse.domain.instruments import (
 MAX_CHANNELS = 200
 
 # Channel kinds DESIGN.md names whose producers do not exist yet.
-_NOT_YET = frozenset({"alerts", "onchain", "predictions"})
+_NOT_YET = frozenset({"alerts", "predictions"})
+# `onchain:<chain>`: chain names as in CRYPTOPULSE_ONCHAIN_CHAINS.
+_CHAIN_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,31}$")
 # Channels without a parameter (market-wide analytics).
 _PLAIN = frozenset({"grades", "sectors"})
 
@@ -154,6 +157,8 @@ def normalize_channel(text: str, op_id: OpId = None) -> str:
         return f"signals:{_instrument(text, rest, op_id)}"
     if kind in _PLAIN and not rest:
         return kind
+    if kind == "onchain" and _CHAIN_NAME.match(rest.lower()):
+        return f"onchain:{rest.lower()}"
     if kind in _NOT_YET:
         raise OpError("unknown_channel", f"{text!r}: {kind} channels are not available yet", op_id)
     raise OpError("unknown_channel", f"{text!r} is not a channel", op_id)

@@ -19,6 +19,7 @@ from cryptopulse.api.routers import (
     health,
     indicators,
     market,
+    onchain,
     sectors,
     signals,
 )
@@ -77,6 +78,7 @@ def create_app(
     app.add_middleware(RequestContextMiddleware)
     app.include_router(health.router)
     app.include_router(market.router)
+    app.include_router(onchain.router)
     for analytics_router in (indicators, signals, grades, sectors):
         app.include_router(analytics_router.router)
     app.include_router(auth.router)

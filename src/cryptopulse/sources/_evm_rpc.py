@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
-from web3 import AsyncHTTPProvider
 
 from cryptopulse.sources.base import Backoff
 
@@ -84,6 +83,8 @@ class EvmRpc:
         timeout_s: float = 10.0,
         backoff: Backoff | None = None,
     ) -> None:
+        from web3 import AsyncHTTPProvider  # noqa: PLC0415  (web3 is slow to import)
+
         self.url = url
         # Our own retries (with the rate limit in the loop) replace web3's.
         self._provider = AsyncHTTPProvider(
