@@ -45,3 +45,9 @@ def test_choice_prefers_quote_then_composite_then_liquidity() -> None:
         "XMR": "binance:XMR-BTC",
     }
     assert choose_instruments(buffers, ["ETH"])["XMR"] == "binance:XMR-ETH"
+
+
+def test_choice_prefers_an_instrument_with_enough_history() -> None:
+    buffers = {"sim:ETH-USD": buffer(n=5), "binance:ETH-BTC": buffer(n=50)}
+    assert choose_instruments(buffers, QUOTES) == {"ETH": "sim:ETH-USD"}
+    assert choose_instruments(buffers, QUOTES, min_candles=20) == {"ETH": "binance:ETH-BTC"}

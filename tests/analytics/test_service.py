@@ -225,3 +225,16 @@ async def test_sector_levels_continue_from_the_stored_history_after_a_restart(
     scale = second.state.scales["pack"][0]
     newest = await history.get_sector_history("pack", limit=1, descending=True)
     assert served.index.equal[-1] * scale == pytest.approx(newest[0].equal_index)
+
+
+async def test_a_feed_that_just_started_does_not_move_as_of_past_the_history(
+    store: SQLStore,
+) -> None:
+    await seed(store, {"AAA": walk(1, N), "BBB": walk(2, N)})
+    later = N + 24 * 30  # a month after the imported history ends
+    await store.upsert_candles([make_candle("CCC-USD", later + i, 50.0) for i in range(3)])
+    service = await started(store)
+    assert service.state.as_of == T0 + (N - 1) * HOUR
+    grades = service.state.grades
+    assert grades["AAA"].trader is not None and grades["BBB"].investor is not None
+    assert grades["CCC"].trader is None and service.state.instruments["CCC"] == "CCC-USD"

@@ -362,6 +362,6 @@ async def test_openapi_declares_the_analytics_models(client: httpx.AsyncClient) 
         assert "$ref" in str(operation["responses"]["200"]), path
         assert "application/problem+json" in operation["responses"]["404"]["content"]
         assert operation["security"], path
-    assert {"GradeList", "SectorDetail", "TokenInfo", "CorrelationsOut"} <= set(
+    assert {"GradeList", "SectorDetail", "RegistryToken", "CorrelationsOut"} <= set(
         spec["components"]["schemas"]
     )

@@ -59,22 +59,24 @@ class SeriesBuffer:
 
 
 def choose_instruments(
-    buffers: Mapping[str, SeriesBuffer], quotes: Sequence[str]
+    buffers: Mapping[str, SeriesBuffer], quotes: Sequence[str], min_candles: int = 0
 ) -> dict[str, str]:
     """symbol -> the instrument its analytics use (docs/grades.md, "Which candles"):
 
+    0. one with at least `min_candles` candles before one with fewer,
     1. the quote earliest in `quotes` (others after them, alphabetically),
     2. a composite (all venues) before a single venue,
     3. the larger quote volume over the last 288 candles,
     4. the name, so the choice is stable.
     """
     rank = {q: i for i, q in enumerate(quotes)}
-    best: dict[str, tuple[tuple[int, str, int, float, str], str]] = {}
+    best: dict[str, tuple[tuple[int, int, str, int, float, str], str]] = {}
     for name, buffer in buffers.items():
         if not len(buffer):
             continue
         inst = parse_instrument(name)
         key = (
+            0 if len(buffer) >= min_candles else 1,
             rank.get(inst.quote, len(rank)),
             inst.quote,
             0 if inst.is_composite else 1,

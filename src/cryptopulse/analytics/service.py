@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -242,11 +243,17 @@ class AnalyticsService:
     async def recompute(self, *, backfill: bool = False) -> None:
         """Recompute grades and sectors at the newest open time of the universe, publish
         them and the events they cause, and store their history."""
-        chosen = choose_instruments(self.series, self.quotes)
+        # A pair just seen live must not displace one with history: prefer enough candles
+        # for the trader grade (half its window).
+        enough = math.ceil(0.5 * self.grade_params.trader_window_ms / self.interval_ms)
+        chosen = choose_instruments(self.series, self.quotes, enough)
         if not chosen:
             return
         universe = {symbol: self.series[name].snapshot() for symbol, name in chosen.items()}
-        as_of = max(s.times[-1] for s in universe.values())
+        # The newest time of the series that can be graded: a feed that started minutes ago
+        # must not move `as_of` past the imported history everything else is graded on.
+        ready = [s for s in universe.values() if len(s) >= enough] or list(universe.values())
+        as_of = max(s.times[-1] for s in ready)
         times = [as_of]
         if backfill:  # hourly points for the last day, so the 24 h change exists at once
             times += [as_of - h * HOUR_MS for h in range(1, 25)]

@@ -155,7 +155,7 @@ class SupplyOut(BaseModel):
     as_of: str | None = Field(description="date the supply figures were taken")
 
 
-class TokenInfo(BaseModel):
+class RegistryToken(BaseModel):
     symbol: str
     name: str
     sectors: list[str]
@@ -167,8 +167,8 @@ class TokenInfo(BaseModel):
     fdv: float | None = Field(description="price x max supply (total when uncapped)")
 
 
-class TokenInfoList(BaseModel):
-    data: list[TokenInfo]
+class RegistryTokenList(BaseModel):
+    data: list[RegistryToken]
     next_cursor: Cursor
 
 

@@ -13,8 +13,8 @@ from cryptopulse.api.analytics_schemas import (
     GradeHistory,
     GradeList,
     GradeOut,
-    TokenInfo,
-    TokenInfoList,
+    RegistryToken,
+    RegistryTokenList,
 )
 from cryptopulse.api.deps import ServicesDep
 from cryptopulse.api.errors import not_found
@@ -152,7 +152,7 @@ def token_body(services: Services, analytics: AnalyticsService, token: Token) ->
     return body
 
 
-@router.get("/tokens", response_model=TokenInfoList, summary="Token registry")
+@router.get("/tokens", response_model=RegistryTokenList, summary="Token registry")
 async def list_tokens(
     services: ServicesDep,
     sector: Annotated[str | None, Query(max_length=40, description="only this sector")] = None,
@@ -172,7 +172,7 @@ async def list_tokens(
     return json_response({"data": data, "next_cursor": next_cursor})
 
 
-@router.get("/tokens/{symbol}", response_model=TokenInfo, summary="One token")
+@router.get("/tokens/{symbol}", response_model=RegistryToken, summary="One token")
 async def get_token(services: ServicesDep, symbol: SymbolPath) -> Response:
     analytics = await analytics_of(services)
     token = analytics.registry.tokens.get(symbol.upper())
