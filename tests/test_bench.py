@@ -26,4 +26,4 @@ def test_indicator_benchmark_runs_with_tiny_sizes() -> None:
         "TA-Lib recompute",
         "talipp",
     ]
-    assert rows[2].endswith("| 1.0× |")
+    assert rows[2].endswith("| 1.0× |"), rows

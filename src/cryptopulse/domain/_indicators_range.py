@@ -33,23 +33,28 @@ class _MonotonicQueue:
     slots (a deque per indicator costs ~1 KB; 500 instruments would spill the CPU cache).
 
     Each value is pushed once and popped at most once: O(1) amortized per update.
+    Positions are kept modulo a power of two ≥ 2·period (256 for periods up to 128), so
+    they stay CPython's cached small ints instead of a new int object per update.
     """
 
-    __slots__ = ("_head", "_idx", "_size", "_t", "_val", "period")
+    __slots__ = ("_head", "_idx", "_mask", "_seen", "_size", "_t", "_val", "period")
 
     def __init__(self, period: int) -> None:
         self.period = check_period(period)
         self._val = [0.0] * period
         self._idx = [0] * period
+        self._mask = (1 << max(8, (2 * period - 1).bit_length())) - 1
         self._head = 0
         self._size = 0
-        self._t = 0  # values seen
+        self._t = 0  # position of the next value, modulo _mask + 1
+        self._seen = 0  # values seen, up to period
 
     def _front_after_expiry(self) -> int:
         """Index of the first candidate still inside the window once a value is added."""
-        if self._size and self._idx[self._head] <= self._t - self.period:
+        if self._size and (self._t - self._idx[self._head]) & self._mask >= self.period:
             return 1
         return 0
+
 
 
 class RollingMax(_MonotonicQueue):
@@ -61,7 +66,7 @@ class RollingMax(_MonotonicQueue):
         """Add a closed value; the maximum, or None until `period` values were seen."""
         p, val, idx = self.period, self._val, self._idx
         t, head, size = self._t, self._head, self._size
-        if size and idx[head] <= t - p:  # the oldest value leaves the window
+        if size and (t - idx[head]) & self._mask >= p:  # the oldest value leaves
             head = head + 1 if head + 1 < p else 0
             size -= 1
         while size:
@@ -76,12 +81,16 @@ class RollingMax(_MonotonicQueue):
             pos -= p
         val[pos] = x
         idx[pos] = t
-        self._head, self._size, self._t = head, size + 1, t + 1
-        return val[head] if t + 1 >= p else None
+        self._head, self._size, self._t = head, size + 1, (t + 1) & self._mask
+        if self._seen < p:
+            self._seen += 1
+            if self._seen < p:
+                return None
+        return val[head]
 
     def peek(self, x: float) -> float | None:
         """The maximum if `x` closed now; the state is untouched."""
-        if self._t + 1 < self.period:
+        if self._seen + 1 < self.period:
             return None
         skip = self._front_after_expiry()
         if self._size > skip:
@@ -100,7 +109,7 @@ class RollingMin(_MonotonicQueue):
         """Add a closed value; the minimum, or None until `period` values were seen."""
         p, val, idx = self.period, self._val, self._idx
         t, head, size = self._t, self._head, self._size
-        if size and idx[head] <= t - p:
+        if size and (t - idx[head]) & self._mask >= p:
             head = head + 1 if head + 1 < p else 0
             size -= 1
         while size:
@@ -115,12 +124,16 @@ class RollingMin(_MonotonicQueue):
             pos -= p
         val[pos] = x
         idx[pos] = t
-        self._head, self._size, self._t = head, size + 1, t + 1
-        return val[head] if t + 1 >= p else None
+        self._head, self._size, self._t = head, size + 1, (t + 1) & self._mask
+        if self._seen < p:
+            self._seen += 1
+            if self._seen < p:
+                return None
+        return val[head]
 
     def peek(self, x: float) -> float | None:
         """The minimum if `x` closed now; the state is untouched."""
-        if self._t + 1 < self.period:
+        if self._seen + 1 < self.period:
             return None
         skip = self._front_after_expiry()
         if self._size > skip:

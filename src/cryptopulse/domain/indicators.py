@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from cryptopulse.domain import _indicators_fused as fused
 from cryptopulse.domain._indicators_ma import Bollinger, Ema, Sma, Wma, check_period
 from cryptopulse.domain._indicators_momentum import Macd, Rsi, Stochastic
 from cryptopulse.domain._indicators_range import (
@@ -80,6 +81,8 @@ NAMES: tuple[str, ...] = (
     "donchian_lower",
     "volatility",
 )
+
+_EMPTY: IndicatorValues = dict.fromkeys(NAMES)
 
 
 @dataclass(frozen=True)
@@ -170,73 +173,25 @@ class IndicatorSet:
 
     def update(self, candle: Candle) -> IndicatorValues:
         """Advance every indicator by one closed candle; the new values."""
-        h, lo, c = candle.high, candle.low, candle.close
-        macd, macd_signal, macd_hist = self._macd.update(c)
-        bb = self._bb.update(c)
-        adx, plus_di, minus_di = self._adx.update(h, lo, c)
-        stoch_k, stoch_d = self._stoch.update(h, lo, c)
-        dc = self._donchian.update(h, lo)
-        values: IndicatorValues = {
-            "sma": self._sma.update(c),
-            "ema_fast": self._ema_fast.update(c),
-            "ema_slow": self._ema_slow.update(c),
-            "wma": self._wma.update(c),
-            "rsi": self._rsi.update(c),
-            "macd": macd,
-            "macd_signal": macd_signal,
-            "macd_hist": macd_hist,
-            "bb_upper": None if bb is None else bb[0],
-            "bb_middle": None if bb is None else bb[1],
-            "bb_lower": None if bb is None else bb[2],
-            "atr": self._atr.update(h, lo, c),
-            "adx": adx,
-            "plus_di": plus_di,
-            "minus_di": minus_di,
-            "stoch_k": stoch_k,
-            "stoch_d": stoch_d,
-            "obv": self._obv.update(c, candle.volume),
-            "vwap": self._vwap.update(candle.open_time, h, lo, c, candle.volume),
-            "donchian_upper": None if dc is None else dc[0],
-            "donchian_middle": None if dc is None else dc[1],
-            "donchian_lower": None if dc is None else dc[2],
-            "volatility": self._volatility.update(c),
-        }
+        values = self._step(candle, True)
         self._values = values
         return values
 
     def peek(self, candle: Candle) -> IndicatorValues:
         """The values as if the open `candle` closed now; the state is untouched."""
+        return self._step(candle, False)
+
+    def _step(self, candle: Candle, commit: bool) -> IndicatorValues:
+        # Six calls instead of ~45: _indicators_fused inlines each indicator's steady state.
+        out = _EMPTY.copy()
         h, lo, c = candle.high, candle.low, candle.close
-        macd, macd_signal, macd_hist = self._macd.peek(c)
-        bb = self._bb.peek(c)
-        adx, plus_di, minus_di = self._adx.peek(h, lo, c)
-        stoch_k, stoch_d = self._stoch.peek(h, lo, c)
-        dc = self._donchian.peek(h, lo)
-        return {
-            "sma": self._sma.peek(c),
-            "ema_fast": self._ema_fast.peek(c),
-            "ema_slow": self._ema_slow.peek(c),
-            "wma": self._wma.peek(c),
-            "rsi": self._rsi.peek(c),
-            "macd": macd,
-            "macd_signal": macd_signal,
-            "macd_hist": macd_hist,
-            "bb_upper": None if bb is None else bb[0],
-            "bb_middle": None if bb is None else bb[1],
-            "bb_lower": None if bb is None else bb[2],
-            "atr": self._atr.peek(h, lo, c),
-            "adx": adx,
-            "plus_di": plus_di,
-            "minus_di": minus_di,
-            "stoch_k": stoch_k,
-            "stoch_d": stoch_d,
-            "obv": self._obv.peek(c, candle.volume),
-            "vwap": self._vwap.peek(candle.open_time, h, lo, c, candle.volume),
-            "donchian_upper": None if dc is None else dc[0],
-            "donchian_middle": None if dc is None else dc[1],
-            "donchian_lower": None if dc is None else dc[2],
-            "volatility": self._volatility.peek(c),
-        }
+        fused.averages(self._sma, self._ema_fast, self._ema_slow, self._wma, c, out, commit)
+        fused.momentum(self._rsi, self._macd, c, out, commit)
+        fused.dispersion(self._bb, self._volatility, c, out, commit)
+        fused.ranges(self._atr, self._adx, h, lo, c, out, commit)
+        fused.channels(self._stoch, self._donchian, h, lo, c, out, commit)
+        fused.volume(self._obv, self._vwap, candle.open_time, h, lo, c, candle.volume, out, commit)
+        return out
 
 
 def compute_history(
