@@ -56,7 +56,6 @@ class _MonotonicQueue:
         return 0
 
 
-
 class RollingMax(_MonotonicQueue):
     """Maximum of the last `period` values: a monotonic queue, O(1) amortized."""
 
