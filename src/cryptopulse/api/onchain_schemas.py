@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 Cursor = str | None
 
 
-class TokenInfo(BaseModel):
+class OnchainToken(BaseModel):
     symbol: str
     address: str = Field(description="ERC-20 contract, lower-case hex")
     decimals: int
@@ -31,7 +31,7 @@ class ChainOut(BaseModel):
     last_block_time: int | None = Field(description="timestamp of `processed`, ms")
     reorgs: int
     orphaned_blocks: int
-    tokens: list[TokenInfo]
+    tokens: list[OnchainToken]
     exchanges: int = Field(description="exchange addresses configured for flows")
     last_error: str | None
 
@@ -68,7 +68,7 @@ class ChainMetricsPage(BaseModel):
     next_cursor: Cursor = Field(description="pass as ?cursor= for the next page")
 
 
-class TokenMetrics(BaseModel):
+class OnchainTokenMetrics(BaseModel):
     number: int | None = None
     time: int | None = None
     open_time: int | None = None
@@ -81,24 +81,24 @@ class TokenMetrics(BaseModel):
     whales: int = Field(description="transfers at or above the whale threshold")
 
 
-class Supply(BaseModel):
+class OnchainSupply(BaseModel):
     total_supply: float | None
     block_number: int | None
     price: float | None = Field(description="latest `SYMBOL-USD` composite price, if any")
     fdv: float | None = Field(description="price x on-chain total supply")
 
 
-class TokenMetricsPage(BaseModel):
+class OnchainTokenPage(BaseModel):
     chain: str
     token: str
     symbol: str
     interval: str
-    supply: Supply
-    data: list[TokenMetrics]
+    supply: OnchainSupply
+    data: list[OnchainTokenMetrics]
     next_cursor: Cursor
 
 
-class TransferOut(BaseModel):
+class TokenTransferOut(BaseModel):
     block_number: int
     log_index: int
     tx_hash: str
@@ -109,9 +109,9 @@ class TransferOut(BaseModel):
     amount_raw: str = Field(description="the exact uint256, decimal")
 
 
-class TransferPage(BaseModel):
+class TokenTransferPage(BaseModel):
     chain: str
     token: str
     symbol: str
-    data: list[TransferOut]
+    data: list[TokenTransferOut]
     next_cursor: Cursor

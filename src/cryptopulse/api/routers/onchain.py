@@ -16,8 +16,8 @@ from cryptopulse.api.errors import PROBLEM_RESPONSES, invalid_field, not_found
 from cryptopulse.api.onchain_schemas import (
     ChainList,
     ChainMetricsPage,
-    TokenMetricsPage,
-    TransferPage,
+    OnchainTokenPage,
+    TokenTransferPage,
 )
 from cryptopulse.onchain import ChainFeed, OnchainService, _payloads
 from cryptopulse.runtime import Services
@@ -186,7 +186,7 @@ async def chain_metrics(
 
 
 @router.get(
-    "/{chain}/tokens/{token}/metrics", response_model=TokenMetricsPage, summary="Token activity"
+    "/{chain}/tokens/{token}/metrics", response_model=OnchainTokenPage, summary="Token activity"
 )
 async def token_metrics(
     services: ServicesDep,
@@ -249,7 +249,7 @@ def _supply(services: Services, feed: ChainFeed, token: TokenConfig) -> dict[str
 
 
 @router.get(
-    "/{chain}/tokens/{token}/transfers", response_model=TransferPage, summary="Token transfers"
+    "/{chain}/tokens/{token}/transfers", response_model=TokenTransferPage, summary="Token transfers"
 )
 async def token_transfers(
     services: ServicesDep,
