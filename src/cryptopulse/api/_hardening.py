@@ -100,6 +100,7 @@ class SecurityHeadersMiddleware:
             (b"content-length", str(len(body)).encode()),
             (b"connection", b"close"),
         ]
+        headers = _with_headers(headers, False, None)
         await send({"type": "http.response.start", "status": 413, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 
