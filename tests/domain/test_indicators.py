@@ -360,3 +360,39 @@ def test_individual_classes_have_update_and_peek() -> None:
         for x in [1.0, 3.0, 2.0, 5.0, 4.0, 4.0, 1.0, 7.0]:
             assert a.peek(x) == b.update(x)  # type: ignore[attr-defined]
             a.update(x)  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("params", list(PARAMS), ids=list(PARAMS))
+def test_each_class_alone_gives_the_set_values(params: str) -> None:
+    """IndicatorSet inlines the classes' steady state: the classes must give the same bits."""
+    from cryptopulse.domain import indicators as ind
+
+    p = PARAMS[params]
+    candles = load(FILES[8])
+    closes: dict[str, Callable[[], object]] = {
+        "sma": lambda: ind.Sma(p.sma),
+        "ema_fast": lambda: ind.Ema(p.ema_fast),
+        "wma": lambda: ind.Wma(p.wma),
+        "rsi": lambda: ind.Rsi(p.rsi),
+        "volatility": lambda: ind.Volatility(p.volatility),
+    }
+    singles = {name: factory() for name, factory in closes.items()}
+    macd, bb = ind.Macd(*p.macd), ind.Bollinger(*p.bb)
+    atr, adx, stoch = ind.Atr(p.atr), ind.Adx(p.adx), ind.Stochastic(*p.stoch)
+    obv, vwap = ind.Obv(), ind.Vwap(INTERVALS[p.vwap_session])
+    for c, expected in zip(candles, compute_history(candles, p), strict=True):
+        got: dict[str, object] = {
+            name: s.update(c.close)  # type: ignore[attr-defined]
+            for name, s in singles.items()
+        }
+        got["macd"], got["macd_signal"], got["macd_hist"] = macd.update(c.close)
+        got["bb"] = bb.update(c.close)
+        got["atr"] = atr.update(c.high, c.low, c.close)
+        got["adx"], got["plus_di"], got["minus_di"] = adx.update(c.high, c.low, c.close)
+        got["stoch_k"], got["stoch_d"] = stoch.update(c.high, c.low, c.close)
+        got["obv"] = obv.update(c.close, c.volume)
+        got["vwap"] = vwap.update(c.open_time, c.high, c.low, c.close, c.volume)
+        bands = got.pop("bb")
+        expected_bands = (expected["bb_upper"], expected["bb_middle"], expected["bb_lower"])
+        assert bands == (None if expected["bb_upper"] is None else expected_bands)
+        assert got == {name: expected[name] for name in got}
