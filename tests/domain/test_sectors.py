@@ -127,3 +127,9 @@ def test_compute_sectors_ranks_rotation_and_breakdowns() -> None:
     assert solo_24h is not None
     assert solo.rank == (1 if solo_24h > day_ago else 2)
     assert pack.rank_change_24h is not None
+
+
+def test_members_without_candles_up_to_as_of_are_left_out() -> None:
+    universe = {"OLD": make_series([1.0, 2.0]), "NEW": make_series([5.0], [10 * STEP])}
+    out = compute_sectors({"s": ["OLD", "NEW"], "late": ["NEW"]}, universe, {}, STEP)
+    assert set(out) == {"s"} and out["s"].members == ["OLD"]

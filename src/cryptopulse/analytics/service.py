@@ -304,6 +304,8 @@ class AnalyticsService:
         anchors = dict(self._anchors)
         for sector_id, snap in result.sectors.items():
             index = snap.index
+            if not index.times:
+                continue
             anchor = self._anchors.get(sector_id)
             scale = (1.0, 1.0)
             if anchor is not None:
@@ -360,7 +362,9 @@ class AnalyticsService:
             "grades", _dumps({"event": "grades", "time": state.as_of, "data": grades}), state.as_of
         )
         sectors = [
-            _payloads.sector_body(snap, self.registry.sectors[sid], state.scales[sid])
+            _payloads.sector_body(
+                snap, self.registry.sectors[sid], state.scales.get(sid, (1.0, 1.0))
+            )
             for sid, snap in sorted(state.sectors.items())
         ]
         await self.bus.publish(

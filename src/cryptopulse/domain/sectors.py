@@ -229,14 +229,16 @@ def compute_sectors(
     as_of: int,
     params: SectorParams | None = None,
 ) -> dict[str, SectorSnapshot]:
-    """Every sector with at least one member in `universe` (symbol -> candles), ranked."""
+    """Every sector with at least one member with candles up to `as_of` in `universe`
+    (symbol -> candles), ranked."""
     params = params or SectorParams()
     returns = {
         s: log_returns(series.upto(as_of), params.interval_ms) for s, series in universe.items()
     }
     out: dict[str, SectorSnapshot] = {}
     for sector_id, symbols in sorted(sectors.items()):
-        members = {s: universe[s].upto(as_of) for s in symbols if s in universe}
+        cut = {s: universe[s].upto(as_of) for s in symbols if s in universe}
+        members = {s: series for s, series in cut.items() if len(series)}
         if members:
             member_returns = {s: returns[s] for s in members}
             out[sector_id] = _snapshot(

@@ -45,7 +45,7 @@ async def list_sectors(services: ServicesDep) -> Response:
     analytics = await analytics_of(services)
     state = analytics.state
     data = [
-        sector_body(snap, analytics.registry.sectors[sid], state.scales[sid])
+        sector_body(snap, analytics.registry.sectors[sid], state.scales.get(sid, (1.0, 1.0)))
         for sid, snap in sorted(state.sectors.items())
     ]
     return json_response({"time": state.as_of, "data": data})
@@ -62,7 +62,7 @@ async def get_sector(services: ServicesDep, sector_id: SectorPath) -> Response:
     body = sector_body(
         snap,
         analytics.registry.sectors[sector_id],
-        state.scales[sector_id],
+        state.scales.get(sector_id, (1.0, 1.0)),
         detail=True,
         threshold=analytics.sector_params.breakdown_threshold,
     )
