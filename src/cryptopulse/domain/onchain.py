@@ -23,8 +23,9 @@ Addresses are lower-case `0x` hex throughout; times are ms since the epoch (UTC)
 
 from __future__ import annotations
 
+import math
 import statistics
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import datasketches as ds  # type: ignore[import-untyped]
@@ -45,6 +46,7 @@ __all__ = [
     "Tx",
     "WhaleTransfer",
     "active_addresses",
+    "activity_growth",
     "block_metrics",
     "priority_fee_per_gas",
     "token_amount",
@@ -56,8 +58,8 @@ DAY_MS = 24 * HOUR_MS
 ROLLUP_INTERVALS: dict[str, int] = {"1h": HOUR_MS, "1d": DAY_MS}
 GWEI = 1_000_000_000
 ZERO_ADDRESS = "0x" + "0" * 40
-# 2^12 registers: about 1.6 % standard error, 4 KiB per serialized sketch; exact (list
-# mode) while a sketch holds a few hundred addresses.
+# 2^12 registers: about 1.6 % standard error, 4 KiB per serialized sketch; in practice
+# exact (list and set modes) while a sketch holds up to a few hundred addresses.
 SKETCH_LG_K = 12
 
 
@@ -330,3 +332,24 @@ class AddressSketch:
         sketch = cls(lg_k)
         sketch._union.update(ds.hll_sketch.deserialize(raw))
         return sketch
+
+
+def activity_growth(daily: Sequence[float | None], window_days: int = 7) -> float | None:
+    """On-chain activity growth of one token: `ln(mean(recent) / mean(previous))`.
+
+    `daily` holds one activity figure per UTC day, oldest first (distinct senders +
+    receivers of the token's day rollups, summed over chains; None for a day without
+    data); `recent` is its last `window_days` entries, `previous` the `window_days` before.
+    None when either window has data on fewer than half its days or a zero mean. This is
+    the investor grade's on-chain factor (docs/onchain.md).
+    """
+    if len(daily) < 2 * window_days:
+        return None
+    recent = [d for d in daily[-window_days:] if d is not None]
+    previous = [d for d in daily[-2 * window_days : -window_days] if d is not None]
+    if min(len(recent), len(previous)) * 2 < window_days:
+        return None
+    before, now = statistics.fmean(previous), statistics.fmean(recent)
+    if before <= 0 or now <= 0:
+        return None
+    return math.log(now / before)
