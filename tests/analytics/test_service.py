@@ -1,12 +1,12 @@
 """The analytics service over a real SQLite store and the memory bus: start-up load, live
-closes, published messages and events, signal history, chained sector levels."""
+closes, published messages and events, signal history, chained sector levels. Every test
+runs on SQLite and on PostgreSQL."""
 
 from __future__ import annotations
 
 import math
 import random
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -64,8 +64,9 @@ class Recorder:
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SQLStore]:
-    store = SQLStore(f"sqlite+aiosqlite:///{tmp_path}/a.db")
+async def store(database_url: str) -> AsyncIterator[SQLStore]:
+    """The service on SQLite and on the real PostgreSQL server."""
+    store = SQLStore(database_url)
     await store.migrate()
     yield store
     await store.close()
