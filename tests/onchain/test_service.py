@@ -261,3 +261,29 @@ async def test_a_reorg_rolls_back_and_recomputes_like_a_fresh_run(
     finally:
         await fresh.stop()
         await fresh_store.close()
+
+
+async def test_a_restart_resumes_after_the_stored_head_and_merges_the_sketches(
+    devnet: LocalChain, tmp_path: Path
+) -> None:
+    a = devnet.accounts
+    token, blocks, _ = await scenario(devnet)
+    config = chain_config(devnet, token, exchange=a[5])
+    service, store, _ = await started(config, tmp_path / "restart.db")
+    await wait_processed(service, 3, blocks[2]["hash"])
+    await service.stop()
+    await store.close()
+    await devnet.send(a[8], a[0], value=1)  # a[0] again, and a new address a[8]
+    fourth = await devnet.mine(T0 + 3_600 + 30)
+
+    again, store, bus = await started(config, tmp_path / "restart.db")
+    try:
+        await wait_processed(again, 4, fourth["hash"])
+        events = await history(bus, "onchain:devnet")
+        assert [e["block"]["number"] for e in events if e["event"] == "block"] == [4]
+        day = [r for r in await rows(store, onchain_rollups) if r.interval == "1d"]
+        assert day[0].blocks == 4 and day[0].tx_count == 7
+        assert day[0].active_addresses == len({a[0], token, a[3], a[4], a[5], a[8]})
+    finally:
+        await again.stop()
+        await store.close()
