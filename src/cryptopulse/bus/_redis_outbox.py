@@ -43,6 +43,7 @@ class Outbox:
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
+        self._room = asyncio.Event()
         self._sha: str | None = None
         self._prepared = False
         self._task: asyncio.Task[None] | None = None
@@ -84,9 +85,22 @@ class Outbox:
         if len(self._queue) > self.capacity:
             self._queue.popleft()
             self.dropped += 1
+            if self.dropped % 10_000 == 1:
+                log.warning("redis bus: outbox full; %d oldest messages dropped", self.dropped)
         self._idle.clear()
         self._wake.set()
         return message
+
+    async def wait_room(self, timeout_s: float) -> None:
+        """Backpressure: while Redis is reachable, a publisher far ahead of the writer
+        waits (up to `timeout_s`) instead of overflowing the outbox with a burst. During an
+        outage it never waits: the outbox keeps the newest messages."""
+        if not self.connected or len(self._queue) < self.capacity // 2:
+            return
+        self._room.clear()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout_s):
+                await self._room.wait()
 
     async def _run(self) -> None:
         backoff = 0.05
@@ -101,6 +115,7 @@ class Outbox:
                 if self.connected:
                     log.warning("redis bus: publishing paused (%s); %d queued", exc, self.pending)
                 self.connected = False
+                self._room.set()
                 await asyncio.sleep(backoff)
                 backoff = min(_MAX_BACKOFF_S, backoff * 2)
                 continue
@@ -122,6 +137,8 @@ class Outbox:
         written = {id(m) for m in batch}
         while self._queue and id(self._queue[0]) in written:
             self._queue.popleft()
+        if len(self._queue) <= self.capacity // 4:
+            self._room.set()
         for message, reply in zip(batch, results, strict=True):
             self._account(message.channel, reply)
 

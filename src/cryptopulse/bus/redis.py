@@ -96,7 +96,9 @@ class RedisBus:
 
     async def publish(self, channel: str, data: bytes, time: int) -> Message:
         await self.outbox.prepare()
-        return self.outbox.put(channel, data, time)
+        message = self.outbox.put(channel, data, time)
+        await self.outbox.wait_room(self._timeout_s)
+        return message
 
     async def flush(self, timeout_s: float = CLOSE_FLUSH_S) -> bool:
         """Wait until every published message is in Redis (False after `timeout_s`)."""
