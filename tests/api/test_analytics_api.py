@@ -319,6 +319,13 @@ async def test_indicators_levels_metrics_and_tokens(client: httpx.AsyncClient) -
         ("/v1/indicators/binance:NOPE-BTC", {}, 404, None),
         ("/v1/signals/binance:ETH-BTC", {"cursor": "eyJkIjoiYSJ9"}, 422, "cursor"),
         ("/v1/signals", {"state": "up"}, 422, "state"),
+        ("/v1/grades/ETH/history", {"end": str(2**64)}, 422, "end"),
+        (
+            "/v1/sectors/l1/history",
+            {"cursor": "eyJkIjoiZCIsInAiOjk5OTk5OTk5OTk5OTk5OTk5OTk5fQ"},
+            422,
+            "cursor",
+        ),
         ("/v1/metrics/binance:ETH-BTC", {"start": "0", "end": "1"}, 404, None),
         ("/v1/correlations/binance:ETH-BTC", {"window": "5"}, 422, "window"),
     ],

@@ -29,8 +29,10 @@ InstrumentPath = Annotated[
 SymbolPath = Annotated[
     str, Path(description="base asset symbol", examples=["ETH"], min_length=1, max_length=20)
 ]
-Start = Annotated[int | None, Query(ge=0, description="first time, ms (inclusive)")]
-End = Annotated[int | None, Query(ge=0, description="last time, ms (inclusive)")]
+# Past this an int no longer fits the store's 64-bit columns (a 500 instead of a 422).
+MAX_TIME = 2**53 - 1
+Start = Annotated[int | None, Query(ge=0, le=MAX_TIME, description="first time, ms (inclusive)")]
+End = Annotated[int | None, Query(ge=0, le=MAX_TIME, description="last time, ms (inclusive)")]
 CursorQuery = Annotated[str | None, Query(max_length=300)]
 
 # How long a request waits for the start-up load of the analytics before a 503.
@@ -108,6 +110,8 @@ def decode_cursor(cursor: str, keys: dict[str, type]) -> dict[str, Any]:
     for key, kind in keys.items():
         value = body.get(key)
         if not isinstance(value, kind) or isinstance(value, bool):
+            raise invalid_field("cursor", "not a cursor this API issued")
+        if isinstance(value, int) and not 0 <= value <= MAX_TIME:
             raise invalid_field("cursor", "not a cursor this API issued")
     return body
 
