@@ -102,13 +102,17 @@ def momentum(rsi: Rsi, macd: Macd, x: float, out: Out, commit: bool) -> None:
             macd.update(x) if commit else macd.peek(x)
         )
         return
-    fast = ema_step(macd._fast, x, commit)
-    slow = ema_step(macd._slow, x, commit)
-    line = fast - slow  # type: ignore[operator]  # both seeded before the signal
-    sig = ema_step(signal, line, commit)
+    # All three EMAs are seeded once the signal is: their steady step, inlined.
+    f, sl = macd._fast, macd._slow
+    fast = (x - f.value) * f.k + f.value  # type: ignore[operator]
+    slow = (x - sl.value) * sl.k + sl.value  # type: ignore[operator]
+    line = fast - slow
+    sig = (line - signal.value) * signal.k + signal.value
+    if commit:
+        f.value, sl.value, signal.value = fast, slow, sig
     out["macd"] = line
     out["macd_signal"] = sig
-    out["macd_hist"] = line - sig  # type: ignore[operator]  # seeded: a float
+    out["macd_hist"] = line - sig
 
 
 def dispersion(bb: Bollinger, vol: Volatility, x: float, out: Out, commit: bool) -> None:
@@ -209,9 +213,16 @@ def channels(
         k = sma_step(stoch._k, (c - lowest) / diff if diff != 0.0 else 0.0, commit)
         out["stoch_k"] = k
         out["stoch_d"] = sma_step(stoch._d, k, commit)  # type: ignore[arg-type]
-    band = donchian.update(h, lo) if commit else donchian.peek(h, lo)
-    if band is not None:
-        out["donchian_upper"], out["donchian_middle"], out["donchian_lower"] = band
+    if commit:
+        upper = donchian._max.update(h)
+        lower = donchian._min.update(lo)
+    else:
+        upper = donchian._max.peek(h)
+        lower = donchian._min.peek(lo)
+    if upper is not None and lower is not None:
+        out["donchian_upper"] = upper
+        out["donchian_middle"] = (upper + lower) / 2.0
+        out["donchian_lower"] = lower
 
 
 def volume(
