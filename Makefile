@@ -14,8 +14,10 @@ $(STAMP): pyproject.toml
 	$(PIP) -e .
 	touch $(STAMP)
 
-$(DEV_STAMP): $(STAMP)
+# The test tools, and the local EVM node (ganache, from npm) the on-chain tests start.
+$(DEV_STAMP): $(STAMP) scripts/install-evm-node.sh
 	$(PIP) -e '.[dev]'
+	scripts/install-evm-node.sh
 	touch $(DEV_STAMP)
 
 serve: $(STAMP)
