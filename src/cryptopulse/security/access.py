@@ -21,6 +21,7 @@ from cryptopulse.security.bootstrap import bootstrap_first_key
 from cryptopulse.security.keys import hash_key, looks_like_key, parse_key
 from cryptopulse.security.plans import Plan, load_plans
 from cryptopulse.security.ratelimit import RateDecision, RateLimiter
+from cryptopulse.security.redaction import install_log_redaction
 from cryptopulse.security.scopes import Principal
 from cryptopulse.security.tokens import TokenError, TokenIssuer
 from cryptopulse.security.usage import UsageRecorder, month_of
@@ -91,6 +92,7 @@ class AccessControl:
             raise ValueError(f"anonymous_plan {settings.anonymous_plan!r} is not a plan")
 
     async def start(self) -> None:
+        install_log_redaction()
         await bootstrap_first_key(self.settings, self.db, set(self.plans))
         self.usage.start()
         if self.settings.jwt_secret == PLACEHOLDER_SECRET:
