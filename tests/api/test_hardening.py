@@ -236,3 +236,16 @@ async def test_production_makes_no_first_key(tmp_path: Path) -> None:
         assert (await client.get("/v1/me")).status_code == 401
         assert await app.state.services.access.db.count_keys() == 0
     assert not (tmp_path / "first-key.txt").exists()
+
+
+# --- outbound timeouts ------------------------------------------------------------------
+
+
+def test_outbound_rest_calls_use_the_outbound_timeout() -> None:
+    from cryptopulse.sources.auto import live_sources
+
+    settings = Settings(outbound_timeout_s=2.5)
+    sources = live_sources(settings, ["coinbase:BTC-USD", "binance:BTC-USDT", "kraken:BTC-USD"])
+    timeouts = {s.name: getattr(s, "rest_timeout_s", None) for s in sources}
+    # Kraken has no REST backfill: nothing to time out.
+    assert timeouts == {"coinbase": 2.5, "binance": 2.5, "kraken": None}

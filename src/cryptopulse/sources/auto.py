@@ -36,13 +36,19 @@ def live_sources(settings: Settings, instruments: Sequence[str]) -> list[Source]
         if exchange == "coinbase":
             sources.append(
                 CoinbaseSource(
-                    names, ws_url=settings.coinbase_ws_url, rest_url=settings.coinbase_rest_url
+                    names,
+                    ws_url=settings.coinbase_ws_url,
+                    rest_url=settings.coinbase_rest_url,
+                    rest_timeout_s=settings.outbound_timeout_s,
                 )
             )
         elif exchange == "binance":
             sources.append(
                 BinanceSource(
-                    names, ws_url=settings.binance_ws_url, rest_url=settings.binance_rest_url
+                    names,
+                    ws_url=settings.binance_ws_url,
+                    rest_url=settings.binance_rest_url,
+                    rest_timeout_s=settings.outbound_timeout_s,
                 )
             )
         elif exchange == "kraken":

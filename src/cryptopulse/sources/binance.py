@@ -288,8 +288,11 @@ class BinanceSource:
         rest_url: str | None = None,
         options: LiveOptions | None = None,
         name: str = EXCHANGE,
+        rest_timeout_s: float = 10.0,
     ) -> None:
         self.name = name
+        # Every REST backfill call: connect, read, write and pool wait.
+        self.rest_timeout_s = rest_timeout_s
         self.instruments = [str(parse_instrument(i)) for i in instruments]
         self.symbols = {symbol_of(i): i for i in self.instruments}
         self.ws_url = ws_url.rstrip("/")
@@ -308,7 +311,7 @@ class BinanceSource:
 
     async def run(self, sink: EventSink) -> None:
         """Stream forever (until cancelled), reconnecting and backfilling by itself."""
-        async with httpx.AsyncClient(timeout=10.0) as client:
+        async with httpx.AsyncClient(timeout=self.rest_timeout_s) as client:
             if self.rest_url is not None:
                 self.ids.fetch = functools.partial(fetch_agg_trades, client, self.rest_url)
             async with asyncio.TaskGroup() as group:

@@ -218,8 +218,11 @@ class CoinbaseSource:
         rest_url: str | None = None,
         options: LiveOptions | None = None,
         name: str = EXCHANGE,
+        rest_timeout_s: float = 10.0,
     ) -> None:
         self.name = name
+        # Every REST backfill call: connect, read, write and pool wait.
+        self.rest_timeout_s = rest_timeout_s
         self.instruments = [str(parse_instrument(i)) for i in instruments]
         self.products = [product_of(i) for i in self.instruments]
         self.ws_url = ws_url
@@ -234,5 +237,5 @@ class CoinbaseSource:
         if self.rest_url is None:
             await run_session(_CoinbaseSession(self, None), sink, self.status, self.options)
             return
-        async with httpx.AsyncClient(timeout=10.0) as client:
+        async with httpx.AsyncClient(timeout=self.rest_timeout_s) as client:
             await run_session(_CoinbaseSession(self, client), sink, self.status, self.options)
