@@ -230,6 +230,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     ap.add_argument("--updates", type=int, default=40, help="rounds per repetition")
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--window", type=int, default=1000, help="TA-Lib recompute window")
+    ap.add_argument(
+        "--contenders",
+        default="cryptopulse,talib,talipp",
+        help="comma-separated subset of cryptopulse,talib,talipp (cryptopulse always runs)",
+    )
     return ap.parse_args(argv)
 
 
@@ -238,11 +243,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     first = max(args.window, 200)
     streams = load_streams(args.instruments, first + args.updates * args.repeats)
-    results = [
-        bench_ours(streams, first, args.updates, args.repeats),
-        bench_talib(streams, first, args.updates, args.repeats, args.window),
-        bench_talipp(streams, first, args.updates, args.repeats),
-    ]
+    chosen = set(args.contenders.split(","))
+    results = [bench_ours(streams, first, args.updates, args.repeats)]
+    if "talib" in chosen:
+        results.append(bench_talib(streams, first, args.updates, args.repeats, args.window))
+    if "talipp" in chosen:
+        results.append(bench_talipp(streams, first, args.updates, args.repeats))
     fastest = statistics.median(results[0].cpu_us)
     print(
         f"{args.instruments} instruments × {args.updates} updates × {args.repeats} repetitions; "
