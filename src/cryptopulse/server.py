@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 from types import FrameType
 
 import uvicorn
@@ -35,6 +36,10 @@ class GracefulServer(uvicorn.Server):
         await super().serve(sockets)  # type: ignore[arg-type]
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        if self._draining and sig == signal.SIGTERM:
+            # A worker gets SIGTERM twice when its whole process group is signalled (the
+            # `--workers` parent passes it on): only a repeated SIGINT cuts the drain short.
+            return
         if self._draining or self._loop is None or self.services is None:
             super().handle_exit(sig, frame)
             return

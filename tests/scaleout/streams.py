@@ -18,7 +18,7 @@ class StreamClient:
     url: str
     channels: list[str]
     frames: list[dict[str, Any]] = field(default_factory=list)
-    texts: dict[tuple[str, int], str] = field(default_factory=dict)
+    texts: dict[tuple[str, int], str] = field(default_factory=dict)  # data frames
     last: dict[str, int] = field(default_factory=dict)
     connections: int = 0
     closes: list[int | None] = field(default_factory=list)
@@ -47,6 +47,8 @@ class StreamClient:
                     await ws.send(orjson.dumps(op).decode())
                     async for raw in ws:
                         self._take(raw if isinstance(raw, str) else raw.decode())
+                # The iteration ends quietly on a normal close (1000, 1001).
+                self.closes.append(ws.close_code)
             except ConnectionClosed as exc:
                 self.closes.append(exc.rcvd.code if exc.rcvd else None)
             except (OSError, InvalidHandshake, InvalidStatus, TimeoutError):
@@ -58,6 +60,7 @@ class StreamClient:
         self.frames.append(frame)
         if frame["type"] in ("data", "snapshot"):
             self.last[frame["channel"]] = frame["seq"]
+        if frame["type"] == "data":  # the exact bytes every replica sends for this seq
             self.texts[(frame["channel"], frame["seq"])] = text
 
     def seqs(self, channel: str, types: tuple[str, ...] = ("data", "snapshot")) -> list[int]:

@@ -102,6 +102,14 @@ async def redis_restart_gives_gap_and_snapshot(cluster: Cluster) -> StreamClient
     return client
 
 
+async def draining_replica_closes_streams_with_1001(cluster: Cluster, client: StreamClient) -> None:
+    """SIGTERM to the last replica: its stream clients get 1001 (reconnect and resume)."""
+    cluster.kill("api-1", signal.SIGTERM)
+    await until(lambda: bool(client.closes), timeout=10)
+    assert client.closes[0] == 1001
+    await client.stop()
+
+
 def closed_candles_are_all_stored(cluster: Cluster, client: StreamClient) -> None:
     """After the ingest shard drained (SIGTERM), every closed candle is in PostgreSQL."""
     cluster.kill("ingest-1", signal.SIGTERM)
@@ -131,7 +139,7 @@ async def test_two_replicas_behind_nginx_with_two_ingest_shards(
         rate_limits_hold_across_replicas(cluster)
         await failover_resumes_without_loss(cluster)
         client = await redis_restart_gives_gap_and_snapshot(cluster)
-        await client.stop()
+        await draining_replica_closes_streams_with_1001(cluster, client)
         closed_candles_are_all_stored(cluster, client)
     except BaseException:
         print(cluster.logs())

@@ -130,17 +130,24 @@ async def test_redis_outage_is_reported_and_heals(postgres_url: str, tmp_path: P
     redis.start()
     try:
         settings = make_settings(postgres_url, redis.url, "cp:")
+        settings = settings.model_copy(update={"rate_limit_storage_url": redis.url})
         async with running(create_app(settings, api_services)) as client:
             assert (await client.get("/readyz")).status_code == 200
+            assert (await client.get("/v1/instruments")).status_code == 200
             redis.stop()
             started = time.monotonic()
             ready = await client.get("/readyz")
+            limited = await client.get("/v1/instruments")  # rate limits live in Redis
             assert time.monotonic() - started < 1.5
             assert ready.status_code == 503 and ready.json()["bus"] is False
+            assert limited.status_code == 503 and limited.headers["retry-after"] == "2"
             redis.start()
 
             async def healed() -> bool:
-                return (await client.get("/readyz")).status_code == 200
+                ready = await client.get("/readyz")
+                return ready.status_code == 200 and (
+                    (await client.get("/v1/instruments")).status_code == 200
+                )
 
             await until(healed, timeout=10)
     finally:
