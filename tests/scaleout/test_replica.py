@@ -93,6 +93,9 @@ async def test_a_replica_serves_what_an_ingest_shard_publishes(
             assert ready["role"] == "api" and ready["bus"] and ready["store"]
             assert ready["dependencies"]["store"]["backend"] == "postgresql"
         assert (await ingest_client.get("/readyz")).json()["role"] == "ingest"
+        metrics = (await ingest_client.get("/metrics")).text
+        assert "cryptopulse_bus_published_messages_total" in metrics
+        assert "cryptopulse_bus_publisher_up 1.0" in metrics
 
 
 async def test_database_outage_is_a_quick_503_and_heals(postgres_url: str, prefix: str) -> None:

@@ -25,6 +25,7 @@ from cryptopulse.api.routers import health
 from cryptopulse.bus import BusUnavailable
 from cryptopulse.bus.redis import RedisBus
 from cryptopulse.domain.models import Ticker, Trade
+from cryptopulse.processes._metrics import BusCollector
 from cryptopulse.processes._migrate import migrate_locked
 from cryptopulse.processes._shared import share_state
 from cryptopulse.runtime import Services
@@ -98,6 +99,7 @@ def share_supervisor(owner: str) -> Callable[[Services], Coroutine[Any, Any, Non
 
     async def supervisor(services: Services) -> None:
         if isinstance(services.bus, RedisBus):
+            BusCollector.bind(services.bus)
             await share_state(services.bus, services.market, owner)
 
     return supervisor

@@ -15,6 +15,7 @@ import orjson
 from cryptopulse.bus import BusUnavailable, Message
 from cryptopulse.bus.redis import RedisBus
 from cryptopulse.domain.models import Ticker
+from cryptopulse.processes._metrics import BusCollector
 from cryptopulse.processes._shared import load_state
 from cryptopulse.runtime import Services
 from cryptopulse.settings import Settings
@@ -74,6 +75,7 @@ async def follow_market(services: Services) -> None:
     bus = services.bus
     if not isinstance(bus, RedisBus):
         return
+    BusCollector.bind(bus)
     follower = TickerFollower(services.market)
     followed: set[str] = set()
     while True:
