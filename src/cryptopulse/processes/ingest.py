@@ -153,8 +153,12 @@ def create_ingest_app(
 
 def run_ingest(settings: Settings) -> None:
     """Run one ingest shard until SIGINT/SIGTERM (blocking)."""
+    from cryptopulse.processes.replica import is_scale_out
     from cryptopulse.server import GracefulServer
 
+    if not is_scale_out(settings):
+        # With the in-process bus nothing this process publishes would reach an API.
+        raise SystemExit("cryptopulse ingest needs CRYPTOPULSE_BUS_URL=redis://... (scale-out)")
     logging.basicConfig(
         level=settings.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
