@@ -3,6 +3,8 @@ switch, and production refusing placeholder secrets at start (OWASP API4, API8).
 
 from __future__ import annotations
 
+import base64
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -249,3 +251,53 @@ def test_outbound_rest_calls_use_the_outbound_timeout() -> None:
     timeouts = {s.name: getattr(s, "rest_timeout_s", None) for s in sources}
     # Kraken has no REST backfill: nothing to time out.
     assert timeouts == {"coinbase": 2.5, "binance": 2.5, "kraken": None}
+
+
+# --- integers past the store's 64-bit columns -------------------------------------------
+
+
+def _cursor(body: dict[str, object]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(body).encode()).decode().rstrip("=")
+
+
+async def test_huge_integers_are_422_not_500(tmp_path: Path) -> None:
+    async with running(make_settings(tmp_path)) as app:
+        await app.state.services.store.record_instruments(["coinbase:BTC-USD"], "live", 1)
+        key = await make_key(app, "operator", ["admin", "market:read"], "enterprise")
+        huge = 2**64 - 1
+        async with http(app, key) as client:
+            for url in [
+                f"/v1/candles/coinbase:BTC-USD?end={huge}",
+                f"/v1/candles/coinbase:BTC-USD?start=1&end={2**70}",
+                f"/v1/candles/coinbase:BTC-USD?cursor={_cursor({'d': 'a', 'p': huge})}",
+                f"/v1/candles/coinbase:BTC-USD?cursor={_cursor({'d': 'd', 'p': -(2**63) - 5})}",
+                f"/v1/trades/coinbase:BTC-USD?cursor={_cursor({'t': huge, 'i': 'x'})}",
+            ]:
+                response = await client.get(url)
+                assert response.status_code == 422, (url, response.text)
+            response = await client.post(
+                "/v1/admin/keys", json={"name": "x", "scopes": ["market:read"], "expires_at": huge}
+            )
+            assert response.status_code == 422
+            response = await client.post(
+                "/v1/oauth/token",
+                data={"grant_type": "client_credentials", "client_id": "c" * 65},
+            )
+            assert response.status_code == 422
+            assert response.json()["errors"][0]["field"] == "client_id"
+
+
+async def test_repeated_query_parameters_are_422(tmp_path: Path) -> None:
+    async with running(make_settings(tmp_path)) as app:
+        key = await make_key(app, "operator", ["admin", "market:read"], "enterprise")
+        async with http(app, key) as client:
+            for query in ("account=a&account=b", "days=3&d%61ys=4", "limit=5&x=1&limit=6"):
+                path = "/v1/admin/keys" if "account" in query else "/v1/usage"
+                response = await client.get(f"{path}?{query}")
+                assert response.status_code == 422, query
+                problem = response.json()
+                assert problem["errors"][0]["message"] == "given more than once"
+                assert problem["errors"][0]["field"] in ("account", "days", "limit")
+                assert_hardened(response)
+            assert (await client.get("/v1/admin/keys?account=a&x=1")).status_code == 200
+            assert (await client.get("/v1/usage?days=3")).status_code == 200

@@ -1,11 +1,13 @@
-"""Plain ASGI middleware: request body limit (413), security headers, rate-limit headers.
+"""Plain ASGI middleware: request body limit (413), repeated query parameters (422),
+security headers, rate-limit headers.
 
-One pass over the response start for all three, on the hot path of every request.
+One pass over the response start for the headers, on the hot path of every request.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from urllib.parse import parse_qsl
 
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -46,8 +48,7 @@ class SecurityHeadersMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        if _declared_too_large(scope, self.max_body):
-            await self._too_large(scope, send)
+        if await self._refused(scope, send):
             return
         received = 0
         started = too_large = False
@@ -84,25 +85,67 @@ class SecurityHeadersMiddleware:
             started = True
             await self._too_large(scope, send)
 
+    async def _refused(self, scope: Scope, send: Send) -> bool:
+        """Answer what is refused before the app runs; True if it was."""
+        if _declared_too_large(scope, self.max_body):
+            await self._too_large(scope, send)
+            return True
+        repeated = _repeated_query_name(scope.get("query_string", b""))
+        if repeated is not None:
+            # No parameter of this API is a list: a repeated one is HTTP parameter pollution
+            # (front ends and back ends disagree on which copy wins), never a valid request.
+            # 422 with the field, as any other invalid query parameter of this API.
+            errors = [{"field": repeated, "message": "given more than once"}]
+            detail = f"invalid: {repeated}"
+            await _problem(scope, send, 422, "validation", "Unprocessable Content", detail, errors)
+            return True
+        return False
+
     async def _too_large(self, scope: Scope, send: Send) -> None:
-        body = orjson.dumps(
-            {
-                "type": PROBLEM_BASE + "content-too-large",
-                "title": "Content Too Large",
-                "status": 413,
-                "detail": f"request bodies are limited to {self.max_body} bytes",
-                "instance": scope["path"],
-                "request_id": scope.get("state", {}).get("request_id"),
-            }
-        )
-        headers = [
-            (b"content-type", PROBLEM_JSON.encode()),
-            (b"content-length", str(len(body)).encode()),
-            (b"connection", b"close"),
-        ]
-        headers = _with_headers(headers, False, None)
-        await send({"type": "http.response.start", "status": 413, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
+        detail = f"request bodies are limited to {self.max_body} bytes"
+        await _problem(scope, send, 413, "content-too-large", "Content Too Large", detail)
+
+
+async def _problem(
+    scope: Scope,
+    send: Send,
+    status: int,
+    slug: str,
+    title: str,
+    detail: str,
+    errors: list[dict[str, str]] | None = None,
+) -> None:
+    """A problem document sent before the app ran; the connection closes after it."""
+    fields: dict[str, object] = {
+        "type": PROBLEM_BASE + slug,
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "instance": scope["path"],
+        "request_id": scope.get("state", {}).get("request_id"),
+    }
+    if errors is not None:
+        fields["errors"] = errors
+    body = orjson.dumps(fields)
+    headers = [
+        (b"content-type", PROBLEM_JSON.encode()),
+        (b"content-length", str(len(body)).encode()),
+        (b"connection", b"close"),
+    ]
+    headers = _with_headers(headers, False, None)
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+def _repeated_query_name(query: bytes) -> str | None:
+    if b"&" not in query:  # the common case: nothing to parse
+        return None
+    seen: set[str] = set()
+    for name, _ in parse_qsl(query.decode("latin-1"), keep_blank_values=True):
+        if name in seen:
+            return name[:64]
+        seen.add(name)
+    return None
 
 
 def _declared_too_large(scope: Scope, limit: int) -> bool:

@@ -25,7 +25,13 @@ from cryptopulse.security.management import (
 from cryptopulse.store.security import AuditEntry, KeyRecord
 
 router = APIRouter(
-    prefix="/v1/admin", tags=["admin"], responses={**PROBLEM_RESPONSES, **AUTH_RESPONSES}
+    prefix="/v1/admin",
+    tags=["admin"],
+    responses={
+        **PROBLEM_RESPONSES,
+        **AUTH_RESPONSES,
+        400: AUTH_RESPONSES[403] | {"description": "The body is not JSON"},
+    },
 )
 
 KeyIdPath = Annotated[str, Path(min_length=1, max_length=16, pattern=r"^[0-9A-Za-z]+$")]
@@ -58,7 +64,7 @@ class KeyIn(BaseModel):
     scopes: list[str] = Field(min_length=1, max_length=5, examples=[["market:read"]])
     plan: str = Field("free", max_length=32)
     account: str | None = Field(None, max_length=64, description="operator only; default: yours")
-    expires_at: int | None = Field(None, ge=0, description="ms since the epoch")
+    expires_at: int | None = Field(None, ge=0, le=2**53 - 1, description="ms since the epoch")
     test: bool = Field(False, description="a `cpk_test_` key")
 
 

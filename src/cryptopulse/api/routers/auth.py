@@ -119,6 +119,10 @@ def _header_key(request: Request) -> str | None:
     return request.headers.get("x-api-key")
 
 
+# The form is parsed by hand (RFC 6749 allows form or Basic); these bounds are the ones the
+# OpenAPI body below declares.
+_FORM_LIMITS = {"client_id": 64, "client_secret": 128, "scope": 200}
+
 _TOKEN_BODY = {
     "required": True,
     "content": {
@@ -156,6 +160,9 @@ async def token(request: Request) -> Response:
     form = await _token_form(request)
     if form.get("grant_type") != "client_credentials":
         raise invalid_field("grant_type", "only client_credentials is supported")
+    for field, most in _FORM_LIMITS.items():
+        if len(form.get(field) or "") > most:
+            raise invalid_field(field, f"at most {most} characters")
     secret = form.get("client_secret") or _basic_secret(request) or _header_key(request)
     if secret is not None and not looks_like_key(secret):
         raise unauthorized("only an API key can be exchanged for a token")

@@ -23,6 +23,9 @@ from cryptopulse.domain.instruments import (
 from cryptopulse.domain.models import Ticker
 from cryptopulse.runtime import Services
 
+# Past this an int no longer fits the store's 64-bit columns (a 500 instead of a 422).
+MAX_TIME = 2**53 - 1
+
 router = APIRouter(
     prefix="/v1",
     tags=["market data"],
@@ -151,7 +154,7 @@ def _decode_cursor(cursor: str) -> tuple[str, int]:
     if not isinstance(body, dict) or body.get("d") not in ("a", "d"):
         raise invalid_field("cursor", "not a cursor this API issued")
     position = body.get("p")
-    if not isinstance(position, int) or isinstance(position, bool):
+    if not isinstance(position, int) or isinstance(position, bool) or abs(position) > MAX_TIME:
         raise invalid_field("cursor", "not a cursor this API issued")
     return str(body["d"]), position
 
@@ -163,6 +166,8 @@ def _decode_trade_cursor(cursor: str) -> tuple[int, str]:
     time, trade_id = body.get("t"), body.get("i")
     if not isinstance(time, int) or isinstance(time, bool) or not isinstance(trade_id, str):
         raise invalid_field("cursor", "not a cursor this API issued")
+    if abs(time) > MAX_TIME:  # beyond the store's 64-bit column: a forged cursor
+        raise invalid_field("cursor", "not a cursor this API issued")
     return time, trade_id
 
 
@@ -171,8 +176,12 @@ async def get_candles(
     services: ServicesDep,
     instrument: InstrumentPath,
     interval: Annotated[Interval, Query(description="candle interval")] = "1m",
-    start: Annotated[int | None, Query(ge=0, description="first open_time, ms (inclusive)")] = None,
-    end: Annotated[int | None, Query(ge=0, description="last open_time, ms (inclusive)")] = None,
+    start: Annotated[
+        int | None, Query(ge=0, le=MAX_TIME, description="first open_time, ms (inclusive)")
+    ] = None,
+    end: Annotated[
+        int | None, Query(ge=0, le=MAX_TIME, description="last open_time, ms (inclusive)")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_CANDLES)] = 100,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> Response:

@@ -36,8 +36,14 @@ ChainPath = Annotated[str, Path(description="chain name from /v1/onchain/chains"
 TokenPath = Annotated[
     str, Path(description="contract address or symbol of a tracked token", max_length=42)
 ]
-Start = Annotated[int | None, Query(ge=0, description="first time / open_time, ms (inclusive)")]
-End = Annotated[int | None, Query(ge=0, description="last time / open_time, ms (inclusive)")]
+# Past this an int no longer fits the store's 64-bit columns (a 500 instead of a 422).
+MAX_TIME = 2**53 - 1
+Start = Annotated[
+    int | None, Query(ge=0, le=MAX_TIME, description="first time / open_time, ms (inclusive)")
+]
+End = Annotated[
+    int | None, Query(ge=0, le=MAX_TIME, description="last time / open_time, ms (inclusive)")
+]
 Limit = Annotated[int, Query(ge=1, le=MAX_PAGE)]
 CursorQuery = Annotated[str | None, Query(max_length=200)]
 
@@ -83,6 +89,8 @@ def _decode(cursor: str, keys: tuple[str, ...]) -> dict[str, int]:
     if not isinstance(body, dict) or any(
         not isinstance(body.get(k), int) or isinstance(body.get(k), bool) for k in keys
     ):
+        raise invalid_field("cursor", "not a cursor this API issued")
+    if any(abs(body[k]) > MAX_TIME for k in keys):  # beyond the 64-bit columns: forged
         raise invalid_field("cursor", "not a cursor this API issued")
     return {k: int(body[k]) for k in keys}
 
