@@ -303,7 +303,15 @@ def test_channel_names_are_normalized(text: str, channel: str) -> None:
 
 @pytest.mark.parametrize(
     "text",
-    ["trades:BTC-USD", "candles:BTC-USD:2m", "candles:BTC-USD", "ticker:", "grades:x", "nope:x", "signals:"],
+    [
+        "trades:BTC-USD",
+        "candles:BTC-USD:2m",
+        "candles:BTC-USD",
+        "ticker:",
+        "grades:x",
+        "nope:x",
+        "signals:",
+    ],
 )
 def test_unknown_channels_are_refused(text: str) -> None:
     with pytest.raises(OpError) as caught:
