@@ -57,9 +57,7 @@ def bearer(key: str | None) -> dict[str, str]:
 
 
 async def tenant_keys(app: FastAPI, account: str) -> dict[str, str]:
-    keys = {
-        scope: await make_key(app, account, [scope], plan="enterprise") for scope in ALL_SCOPES
-    }
+    keys = {scope: await make_key(app, account, [scope], plan="enterprise") for scope in ALL_SCOPES}
     keys["*"] = await make_key(app, account, sorted(ALL_SCOPES), plan="enterprise")
     return keys
 
