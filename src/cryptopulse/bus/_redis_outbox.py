@@ -143,31 +143,14 @@ class Outbox:
             self._account(message.channel, reply)
 
     async def _execute(self, batch: list[Message]) -> list[object]:
+        """One script call for the batch; the reply as one (ok, epoch) pair per message."""
         assert self._sha is not None
-        keys = self._keys
-        now = str(time.time_ns() // 1_000_000)
-        pipe = self._redis.pipeline(transaction=False)
+        now = time.time_ns() // 1_000_000
+        args: list[str | bytes | int] = [self._keys.prefix, self._history, now]
         for m in batch:
-            pipe.evalsha(
-                self._sha,
-                4,
-                keys.meta(m.channel),
-                keys.stream(m.channel),
-                keys.latest,
-                keys.channels,
-                m.channel,
-                m.seq,
-                m.time,
-                m.data,
-                self._history,
-                now,
-                "1" if keeps_latest(m.channel) else "0",
-            )
-        results: list[object] = await pipe.execute(raise_on_error=False)
-        for result in results:
-            if isinstance(result, NoScriptError):
-                raise result
-        return results
+            args += (m.channel, m.seq, m.time, m.data, 1 if keeps_latest(m.channel) else 0)
+        reply: Any = await self._redis.evalsha(self._sha, 0, *args)
+        return [reply[i : i + 2] for i in range(0, len(reply), 2)]
 
     def _account(self, channel: str, reply: object) -> None:
         if not isinstance(reply, list):
