@@ -57,6 +57,8 @@ class Pipeline:
         self.stats = PipelineStats()
         # Awaited with every closed candle after it is published (analytics hooks in here).
         self.closed_candle_hooks: list[Callable[[Candle], Awaitable[None]]] = []
+        # Called (not awaited: evaluation only) with every new last price (alert rules).
+        self.price_hooks: list[Callable[[str, float, int], None]] = []
 
     def aggregator(self, instrument: str) -> CandleAggregator:
         agg = self._venue_candles.get(instrument)
@@ -120,6 +122,9 @@ class Pipeline:
 
     async def _emit_ticker(self, ticker: Ticker) -> None:
         self.state.tickers[ticker.instrument] = ticker
+        if ticker.last is not None:
+            for price_hook in self.price_hooks:
+                price_hook(ticker.instrument, ticker.last, ticker.time)
         await self.bus.publish(f"ticker:{ticker.instrument}", _dumps(ticker), ticker.time)
 
     async def _emit_candles(self, candles: list[Candle]) -> None:

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -90,6 +91,10 @@ class AnalyticsService:
         self._pending: list[SignalRow] = []
         self._anchors: dict[str, SectorRow] = {}
         self._tasks: list[asyncio.Task[None]] = []
+        # Alert hooks (evaluation only, not awaited): a signal changed state (instrument,
+        # interval, state, previous, time); grades and sectors recomputed (previous, new).
+        self.signal_hooks: list[Callable[[str, str, str, str | None, int], None]] = []
+        self.state_hooks: list[Callable[[AnalyticsState, AnalyticsState], None]] = []
 
     # --- life cycle ----------------------------------------------------------------------
 
@@ -195,11 +200,14 @@ class AnalyticsService:
     async def apply(self, candle: Candle) -> None:
         """Advance indicators and signals on a closed candle, publish, queue history."""
         state = await self.ensure_signals(candle.instrument, candle.interval, candle.open_time)
+        before = state.signal.state if state.signal is not None else None
         result = state.update(candle)
         if result is not None:
             signal, changed = result
             if changed:
                 self._pending.append(state.row(signal))
+                for hook in self.signal_hooks:
+                    hook(candle.instrument, candle.interval, signal.state, before, signal.time)
             await self.bus.publish(
                 f"signals:{candle.instrument}",
                 _dumps({**_payloads.signal_body(state), "changed": changed}),
@@ -275,6 +283,8 @@ class AnalyticsService:
         )
         if not backfill:
             await self._publish_events(previous, self.state)
+            for hook in self.state_hooks:
+                hook(previous, self.state)
         await self._publish_state(self.state)
 
     async def _store_grades(self, result: Computed, chosen: dict[str, str]) -> None:

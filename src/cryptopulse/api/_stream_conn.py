@@ -35,6 +35,8 @@ from cryptopulse.api._stream_ops import (
 )
 from cryptopulse.api._stream_queue import SendQueue
 from cryptopulse.bus.base import BusUnavailable, Gap, Message, Subscription
+from cryptopulse.delivery.channel import RenamedListener, rename_subscription
+from cryptopulse.delivery.relay import account_channel
 from cryptopulse.runtime import Services
 from cryptopulse.sources.base import now_ms
 
@@ -106,6 +108,8 @@ class StreamConnection:
         self._close_code: int | None = None
         self._close_reason = ""
         self._guard = StreamGuard(websocket, services.access, self._close, self._notify)
+        # Per-caller channels (`alerts`): public name -> (bus channel, renaming listener).
+        self._own: dict[str, tuple[str, RenamedListener]] = {}
 
     def _close(self, code: int, reason: str) -> None:
         """Ask `run` to close with `code`; the first reason given wins."""
@@ -207,7 +211,10 @@ class StreamConnection:
             channel = self._queue.open(name)
             resume = op.resume.get(name)
             try:
-                subscription = await self._bus.subscribe(name, self._listener, resume)
+                bus_name, listener = self._target(name)
+                subscription = await self._bus.subscribe(bus_name, listener, resume)
+                if name in self._own:
+                    subscription = rename_subscription(subscription, name)
             except BusUnavailable:
                 # Stays subscribed: when the bus is back the channel gets a snapshot
                 # (and a gap from `resume` if messages were missed) by itself.
@@ -219,16 +226,27 @@ class StreamConnection:
     async def _unsubscribe(self, op: Unsubscribe) -> None:
         for name in op.channels:
             if self._queue.remove(name):
-                await self._bus.unsubscribe(name, self._listener)
+                await self._bus.unsubscribe(*self._target(name))
         self._queue.put(unsubscribed_frame(op.id, op.channels))
 
     async def _unsubscribe_all(self) -> None:
         for name in list(self._queue.channels):
             self._queue.remove(name)
             try:
-                await self._bus.unsubscribe(name, self._listener)
+                await self._bus.unsubscribe(*self._target(name))
             except Exception:  # one failure must not leave the other channels subscribed
                 log.exception("stream: unsubscribe from %s failed", name)
+
+    def _target(self, name: str) -> tuple[str, _BusListener | RenamedListener]:
+        """The bus channel and subscriber behind a subscribed name (`alerts` is per caller)."""
+        if name != "alerts":
+            return name, self._listener
+        own = self._own.get(name)
+        if own is None:
+            assert self._guard.principal is not None
+            bus_name = account_channel(self._guard.principal.account)
+            own = self._own[name] = (bus_name, RenamedListener(self._listener, name))
+        return own
 
     async def _send_close(self, code: int, reason: str) -> None:
         if self._ws.client_state is WebSocketState.DISCONNECTED:
