@@ -43,7 +43,7 @@ def test_dockerfile_is_multi_stage_non_root_with_a_healthcheck() -> None:
 def test_compose_runs_the_scale_out_topology() -> None:
     compose = yaml.safe_load((DEPLOY / "compose.yaml").read_text())
     services = compose["services"]
-    assert {"postgres", "redis", "nginx", "migrate"} <= set(services)
+    assert {"postgres", "redis", "nginx", "migrate", "deliver"} <= set(services)
     api = [s for s in services.values() if s.get("command", [None])[0] == "serve"]
     ingest = [s for s in services.values() if s.get("command", [None])[0] == "ingest"]
     assert len(api) == 2 and all("--workers" in s["command"] for s in api)
@@ -64,11 +64,12 @@ def test_compose_runs_the_scale_out_topology() -> None:
 def test_kubernetes_probes_hpa_pdb_and_config() -> None:
     deployments = {d["metadata"]["name"]: d for d in by_kind("Deployment")}
     assert {"cryptopulse-api", "cryptopulse-ingest-0", "cryptopulse-ingest-1"} <= set(deployments)
-    for deployment in deployments.values():
+    for name, deployment in deployments.items():
         spec = deployment["spec"]["template"]["spec"]
         (container,) = spec["containers"]
-        assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
-        assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+        if name != "cryptopulse-deliver":  # the delivery worker has no HTTP port
+            assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+            assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
         refs = {next(iter(r.values()))["name"] for r in container["envFrom"]}
         assert refs == {"cryptopulse"}
         assert spec["securityContext"]["runAsNonRoot"] is True
