@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 DEV_STAMP := $(VENV)/.installed-dev
 PIP := $(BIN)/pip install --disable-pip-version-check -q
 
-.PHONY: serve test lint types unit fmt clean migrate bench
+.PHONY: serve test lint types unit fmt clean migrate bench web
 
 # serve installs only what the service needs; the test tools come with `make test`.
 $(STAMP): pyproject.toml
@@ -42,6 +42,11 @@ test: lint types unit
 # Benchmarks stay out of `make test`; results go to docs/benchmarks.md.
 bench: $(DEV_STAMP)
 	$(BIN)/python -m bench
+
+# Rebuild the dashboard (web/, npm) into src/cryptopulse/web/static/, which is committed:
+# `make serve` needs no npm.
+web:
+	cd web && npm ci --no-audit --no-fund && npm run build
 
 fmt: $(DEV_STAMP)
 	$(BIN)/ruff format src tests bench

@@ -28,6 +28,7 @@ from rich.table import Table
 from sqlalchemy.engine import make_url
 
 from cryptopulse._cli_keys import keys_app
+from cryptopulse.agents._cli import mcp_command
 from cryptopulse.domain.instruments import INTERVALS, InvalidInstrument, parse_instrument
 from cryptopulse.settings import Settings
 
@@ -52,6 +53,7 @@ import_app = typer.Typer(
 )
 app.add_typer(import_app, name="import")
 app.add_typer(keys_app, name="keys")
+app.command("mcp")(mcp_command)
 
 out = Console()
 err = Console(stderr=True)

@@ -35,6 +35,13 @@ _HEADERS: list[tuple[bytes, bytes]] = [
     (b"strict-transport-security", b"max-age=63072000; includeSubDomains"),
 ]
 _CSP = (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'")
+# The dashboard page (cryptopulse.web) runs its own script and stylesheet and talks to this
+# origin only: nothing inline, nothing from elsewhere.
+_PAGE_CSP = (
+    b"content-security-policy",
+    b"default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    b"connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+)
 # The interactive docs load their scripts and styles from a CDN; they get no CSP.
 _DOCS = ("/docs", "/redoc")
 
@@ -52,7 +59,8 @@ class SecurityHeadersMiddleware:
             return
         received = 0
         started = too_large = False
-        docs = scope["path"].startswith(_DOCS)
+        path = scope["path"]
+        csp = None if path.startswith(_DOCS) else _PAGE_CSP if path == "/" else _CSP
 
         async def counted() -> Message:
             # A streamed body without Content-Length: stop it at the limit by telling the
@@ -73,7 +81,7 @@ class SecurityHeadersMiddleware:
             if message["type"] == "http.response.start":
                 started = True
                 rate = scope.get("state", {}).get("ratelimit_headers")
-                message["headers"] = _with_headers(message.get("headers", ()), docs, rate)
+                message["headers"] = _with_headers(message.get("headers", ()), csp, rate)
             await send(message)
 
         try:
@@ -132,7 +140,7 @@ async def _problem(
         (b"content-length", str(len(body)).encode()),
         (b"connection", b"close"),
     ]
-    headers = _with_headers(headers, False, None)
+    headers = _with_headers(headers, _CSP, None)
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
@@ -156,12 +164,14 @@ def _declared_too_large(scope: Scope, limit: int) -> bool:
 
 
 def _with_headers(
-    given: Iterable[tuple[bytes, bytes]], docs: bool, rate: list[tuple[bytes, bytes]] | None
+    given: Iterable[tuple[bytes, bytes]],
+    csp: tuple[bytes, bytes] | None,
+    rate: list[tuple[bytes, bytes]] | None,
 ) -> list[tuple[bytes, bytes]]:
     headers = list(given)
     headers.extend(_HEADERS)
-    if not docs:
-        headers.append(_CSP)
+    if csp is not None:
+        headers.append(csp)
     names = {k for k, _ in headers}
     if b"cache-control" not in names:
         headers.append((b"cache-control", b"no-store"))

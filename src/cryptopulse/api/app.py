@@ -8,20 +8,23 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
 
-from cryptopulse import __version__
+from cryptopulse import __version__, web
 from cryptopulse.api import errors
 from cryptopulse.api._hardening import CORS_EXPOSED, SecurityHeadersMiddleware
 from cryptopulse.api.middleware import RequestContextMiddleware
 from cryptopulse.api.routers import (
     admin,
+    alerts,
     auth,
     grades,
     health,
     indicators,
     market,
     onchain,
+    predictions,
     sectors,
     signals,
+    webhooks,
 )
 from cryptopulse.runtime import Services
 from cryptopulse.settings import Settings
@@ -49,7 +52,8 @@ def create_app(
         app.state.services = services
         await services.start(migrate=migrate)
         try:
-            yield
+            async with mcp_endpoint.run():  # the MCP transport's task group
+                yield
         finally:
             await services.stop()
 
@@ -81,9 +85,17 @@ def create_app(
     app.include_router(onchain.router)
     for analytics_router in (indicators, signals, grades, sectors):
         app.include_router(analytics_router.router)
+    app.include_router(predictions.router)
     app.include_router(auth.router)
     app.include_router(admin.router)
+    app.include_router(alerts.router)
+    app.include_router(webhooks.router)
+    from cryptopulse.agents import McpEndpoint  # noqa: PLC0415  (import cycle guard)
     from cryptopulse.api import stream  # noqa: PLC0415  (import cycle guard)
 
+    mcp_endpoint = McpEndpoint(app)  # MCP tools for AI agents at /mcp (docs/mcp.md)
+    app.router.routes.append(mcp_endpoint.route())
+
     app.include_router(stream.router)
+    web.install(app)  # the dashboard at `/`, its assets at `/assets/`
     return app
