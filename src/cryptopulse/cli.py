@@ -30,6 +30,7 @@ from sqlalchemy.engine import make_url
 from cryptopulse._cli_keys import keys_app
 from cryptopulse.agents._cli import mcp_command
 from cryptopulse.domain.instruments import INTERVALS, InvalidInstrument, parse_instrument
+from cryptopulse.ml._cli import models_app, train
 from cryptopulse.settings import Settings
 
 if TYPE_CHECKING:
@@ -53,6 +54,8 @@ import_app = typer.Typer(
 )
 app.add_typer(import_app, name="import")
 app.add_typer(keys_app, name="keys")
+app.add_typer(models_app, name="models")
+app.command("train")(train)
 app.command("mcp")(mcp_command)
 
 out = Console()

@@ -11,6 +11,7 @@ from typing import Any
 
 from cryptopulse.analytics import AnalyticsService
 from cryptopulse.bus import Bus, create_bus
+from cryptopulse.ml.service import PredictionService
 from cryptopulse.onchain import OnchainService
 from cryptopulse.pipeline import Pipeline
 from cryptopulse.security.access import AccessControl
@@ -44,6 +45,8 @@ class Services:
     analytics: AnalyticsService | None = None
     # EVM chains (None when no chain is configured; see docs/onchain.md).
     onchain: OnchainService | None = None
+    # Predictions (None when ml_enabled is off; see docs/models.md).
+    predictions: PredictionService | None = None
     # "all" (embedded: sources and API), "api" (scale-out API worker: no sources, state
     # from the bus) or "ingest" (sources and pipeline, no public API).
     role: str = "all"
@@ -88,6 +91,9 @@ class Services:
         if settings.analytics_enabled:
             analytics = AnalyticsService(settings, store, bus)
             pipeline.closed_candle_hooks.append(analytics.on_closed_candle)
+        predictions = PredictionService(settings, store, bus) if settings.ml_enabled else None
+        if predictions is not None:
+            pipeline.closed_candle_hooks.append(predictions.on_closed_candle)
         return cls(
             settings,
             store,
@@ -99,6 +105,7 @@ class Services:
             supervisors=list(supervisors),
             analytics=analytics,
             onchain=OnchainService(settings, store, bus) if settings.onchain_chains else None,
+            predictions=predictions,
         )
 
     async def start(self, migrate: bool = True) -> None:
@@ -109,6 +116,8 @@ class Services:
         self.writer.start()
         if self.analytics is not None:
             await self.analytics.start()
+        if self.predictions is not None:
+            await self.predictions.start()
         if self.onchain is not None:
             # API-only replicas serve the stored metrics; the chains are followed elsewhere.
             await self.onchain.start(follow=self.role != "api")
@@ -192,6 +201,8 @@ class Services:
             await self.analytics.stop()
         if self.onchain is not None:
             await self.onchain.stop()
+        if self.predictions is not None:
+            await self.predictions.stop()
         await self.bus.close()
         await self.access.stop()
         await self.store.close()

@@ -215,6 +215,14 @@ class Settings(BaseSettings):
     onchain_transfer_retention_hours: float = 168.0  # tracked-token transfers kept
     onchain_flush_interval_s: float = 0.5  # how often block metrics reach the store
 
+    # --- predictions (docs/models.md) ------------------------------------------------
+    ml_enabled: bool = True
+    ml_batch_size: int = Field(256, ge=1, le=10_000)  # most rows in one model call
+    ml_batch_wait_ms: float = Field(2.0, ge=0, le=1_000)  # gathering window of a batch
+    ml_queue_size: int = Field(10_000, ge=1, le=1_000_000)  # waiting rows before 503
+    ml_threads: int = Field(1, ge=1, le=64)  # onnxruntime threads per model call
+    ml_reload_s: float = Field(30.0, gt=0)  # how often the registry is checked for models
+
     @field_validator("source")
     @classmethod
     def _check_source(cls, value: str) -> str:

@@ -23,7 +23,7 @@ from cryptopulse.domain.instruments import (
 MAX_CHANNELS = 200
 
 # Channel kinds DESIGN.md names whose producers do not exist yet.
-_NOT_YET = frozenset({"alerts", "predictions"})
+_NOT_YET = frozenset({"alerts"})
 # `onchain:<chain>`: chain names as in CRYPTOPULSE_ONCHAIN_CHAINS.
 _CHAIN_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,31}$")
 # Channels without a parameter (market-wide analytics).
@@ -155,6 +155,8 @@ def normalize_channel(text: str, op_id: OpId = None) -> str:
         return f"candles:{_instrument(text, name, op_id)}:{interval}"
     if kind == "signals":
         return f"signals:{_instrument(text, rest, op_id)}"
+    if kind == "predictions":
+        return f"predictions:{_instrument(text, rest, op_id)}"
     if kind in _PLAIN and not rest:
         return kind
     if kind == "onchain" and _CHAIN_NAME.match(rest.lower()):
