@@ -197,3 +197,26 @@ async def test_analytics_lists_are_typed(app: FastAPI) -> None:
         assert tokens.data and tokens.data[0].symbol
         assert (await client.grades()).data == []
         assert (await client.chains()).data == []
+
+
+async def test_alerts_and_webhooks_over_the_sdk(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, webhook_allow_private_targets=True)
+    app = create_app(settings, lambda s: Services.create(s, sources=[]))
+    async with app.router.lifespan_context(app):
+        key = await make_key(app, ["market:read", "alerts:write", "webhooks:write"])
+        async with sdk(app, key) as client:
+            hook = await client.create_webhook("http://127.0.0.1:9/hooks", "bot")
+            assert hook.secret.startswith("whsec_")
+            assert [w.id for w in await client.list_webhooks()] == [hook.id]
+            rule = await client.create_alert(
+                {"name": "btc 120", "kind": "price_cross",
+                 "params": {"instrument": "coinbase:BTC-USD", "level": 120.0, "direction": "up"}}
+            )  # fmt: skip
+            assert rule.status == "active"
+            assert (await client.pause_alert(rule.id)).status == "paused"
+            assert (await client.update_alert(rule.id, {"name": "renamed"})).name == "renamed"
+            assert [a.id for a in (await client.list_alerts()).data] == [rule.id]
+            await client.delete_alert(rule.id)
+            with pytest.raises(NotFound):
+                await client.get_alert(rule.id)
+            await client.delete_webhook(hook.id)

@@ -8,11 +8,13 @@ mode: no session to pin to a replica, so it works behind a load balancer.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 
 import httpx
 from mcp.server.mcpserver import Context
+from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from mcp.server.transport_security import TransportSecuritySettings
 from starlette.requests import Request
 from starlette.routing import Route
@@ -46,21 +48,44 @@ class McpEndpoint:
     def __init__(self, api: ASGIApp) -> None:
         self._api = api
         self.server = build_server(self._client_for)
-        # Bearer credentials, not cookies, guard this endpoint, so DNS rebinding gains an
-        # attacker nothing; the SDK's localhost-only Host check would break deployments.
-        self._transport = self.server.streamable_http_app(
-            stateless_http=True,
-            json_response=True,
-            transport_security=TransportSecuritySettings(enable_dns_rebinding_protection=False),
-        )
+        self._manager: StreamableHTTPSessionManager | None = None
 
     def route(self) -> Route:
         return Route(PATH, endpoint=self, include_in_schema=False)
 
     @asynccontextmanager
     async def run(self) -> AsyncIterator[None]:
-        async with self.server.session_manager.run():
+        """Run the MCP transport while the app runs. Its task group lives in a task of its
+        own: a lifespan may be entered and left in different tasks (test fixtures do), which
+        an anyio cancel scope does not allow."""
+        # Bearer credentials, not cookies, guard this endpoint, so DNS rebinding gains an
+        # attacker nothing; the SDK's localhost-only Host check would break deployments.
+        self.server.streamable_http_app(
+            stateless_http=True,
+            json_response=True,
+            transport_security=TransportSecuritySettings(enable_dns_rebinding_protection=False),
+        )
+        manager = self.server.session_manager  # a new one per run: each runs only once
+        started, stop = asyncio.Event(), asyncio.Event()
+
+        async def hold() -> None:
+            async with manager.run():
+                started.set()
+                await stop.wait()
+
+        task = asyncio.create_task(hold(), name="mcp-transport")
+        waiter = asyncio.create_task(started.wait())
+        await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
+        if task.done():
+            waiter.cancel()
+            task.result()  # raises why it could not start
+        self._manager = manager
+        try:
             yield
+        finally:
+            self._manager = None
+            stop.set()
+            await task
 
     def _client_for(self, ctx: Context) -> AsyncClient:
         transport = httpx.ASGITransport(app=self._api)
@@ -77,4 +102,8 @@ class McpEndpoint:
             )
             await response(scope, receive, send)
             return
-        await self.server.session_manager.handle_request(scope, receive, send)
+        if self._manager is None:  # not running (outside the app's lifespan)
+            response = problem_response(request, 503, "unavailable", "Service Unavailable")
+            await response(scope, receive, send)
+            return
+        await self._manager.handle_request(scope, receive, send)

@@ -43,6 +43,7 @@ from cryptopulse.api.schemas import (
     TradePage,
 )
 from cryptopulse.client import _routes as r
+from cryptopulse.client._alerts_aio import AlertsApi
 from cryptopulse.client._core import (
     USER_AGENT,
     Credentials,
@@ -62,7 +63,7 @@ __all__ = ["AsyncClient"]
 T = TypeVar("T")
 
 
-class AsyncClient:
+class AsyncClient(AlertsApi):
     """The cryptopulse API over HTTP, for asyncio.
 
     `api_key` authenticates every call; with `use_jwt=True` the key is exchanged for

@@ -44,6 +44,7 @@ from cryptopulse.api.schemas import (
     TradePage,
 )
 from cryptopulse.client import _routes as r
+from cryptopulse.client._alerts_sync import AlertsApi
 from cryptopulse.client._core import (
     USER_AGENT,
     Credentials,
@@ -63,7 +64,7 @@ __all__ = ["Client"]
 T = TypeVar("T")
 
 
-class Client:
+class Client(AlertsApi):
     """The cryptopulse API over HTTP, blocking. Same methods, errors and retries as
     `AsyncClient` (see there); use `AsyncClient.stream` for live data."""
 
