@@ -1,11 +1,12 @@
 """The real `cryptopulse serve --source sim` process for browser and docs tests.
 
-Optionally imports real 5-minute candles from ../shared/data first (with the real
-`cryptopulse import` command), so grades, sectors, signals and levels exist at once.
+Optionally imports real 5-minute candles from ../shared/data first, so grades, sectors,
+signals and levels exist at once.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import subprocess
@@ -17,6 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+
+from cryptopulse import importer
+from cryptopulse.store.sql import SQLStore
 
 BIN = Path(sys.executable).parent
 DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
@@ -54,17 +58,22 @@ def server_env(db: Path) -> dict[str, str]:
 
 
 def import_candles(env: dict[str, str], pairs: Sequence[str]) -> None:
-    """`cryptopulse import candles` of the shared 5m files as `binance:<pair>`."""
-    for pair in pairs:
-        path = DATA / "candles" / f"{pair}-5m.csv.gz"
-        subprocess.run(
-            [str(BIN / "cryptopulse"), "import", "candles", str(path)]
-            + ["--instrument", f"binance:{pair}", "--interval", "5m"],
-            env=env,
-            check=True,
-            capture_output=True,
-            timeout=60,
-        )
+    """Import the shared 5m files as `binance:<pair>`, with the importer that
+    `cryptopulse import candles` runs (in this process: one migration, no interpreter start
+    per file)."""
+    if pairs:
+        asyncio.run(_import(env["CRYPTOPULSE_DATABASE_URL"], pairs))
+
+
+async def _import(url: str, pairs: Sequence[str]) -> None:
+    store = SQLStore(url)
+    try:
+        await store.migrate()
+        for pair in pairs:
+            path = DATA / "candles" / f"{pair}-5m.csv.gz"
+            await importer.import_candles(store, path, f"binance:{pair}", "5m")
+    finally:
+        await store.close()
 
 
 @contextmanager

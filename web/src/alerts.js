@@ -52,7 +52,7 @@ export class AlertsPanel {
     });
     return el("li", { attrs: { "data-rule": rule.id } }, [
       el("span", { text: `${rule.kind}: ${what}` }),
-      el("span", { cls: "muted small", text: rule.status ?? (rule.active ? "active" : "paused") }),
+      el("span", { cls: "muted small", text: rule.status }),
       remove,
     ]);
   }
@@ -78,11 +78,13 @@ export class AlertsPanel {
     const event = frame.data ?? {};
     // A snapshot repeats the newest event; after a reconnect it may be one we already show.
     if (event.id && this.events.querySelector(`[data-event="${CSS.escape(event.id)}"]`)) return;
-    const body = event.data ?? event.body ?? event;
+    // {id, type: "alert.fired", time, data: {rule_id, name, kind, instrument, price, ...}}
+    const body = event.data ?? {};
     const subject = body.instrument ?? body.symbol ?? body.sector ?? body.chain ?? "";
-    const value = body.price ?? body.value ?? body.level;
-    const text = `${clock(event.time ?? frame.time ?? Date.now())} ${event.kind ?? "alert"} ${subject}`
-      + (value !== undefined ? ` @ ${price(value)}` : "");
+    const value = body.price ?? body.value;
+    const text = `${clock(event.time ?? frame.time)} ${body.kind ?? event.type} ${subject}`
+      + (value !== undefined ? ` @ ${price(value)}` : "")
+      + (body.name ? ` (${body.name})` : "");
     this.events.prepend(el("li", { text, attrs: { "data-event": event.id ?? "" } }));
     while (this.events.children.length > MAX_EVENTS) this.events.lastChild.remove();
     this.loadRules().catch(() => {}); // a one-shot rule is no longer active
