@@ -182,13 +182,19 @@ async def test_rotate_prints_a_new_key_and_both_work_during_the_grace(tmp_path: 
 
 
 async def test_expiring_key(tmp_path: Path) -> None:
-    started = time.monotonic()
-    key = await asyncio.to_thread(create, tmp_path, "--expires-days", "0.00004")  # 3.456 s
+    lifetime_s = 0.00006 * 86_400  # 5.184 s
     async with running(tmp_path) as app:
+        before = time.time()
+        key = await asyncio.to_thread(create, tmp_path, "--expires-days", "0.00006")
+        after = time.time()
+        assert after - before < lifetime_s - 0.5, "the CLI was too slow to test the expiry"
         assert (await me(app, key)).status_code == 200
-        assert time.monotonic() - started < 3.4, "too slow to see the key before it expires"
+        code, stdout, _ = await asyncio.to_thread(keys, tmp_path, "list", "--all", "--json")
+        (row,) = orjson.loads(stdout)
+        assert (before + lifetime_s) * 1000 - 1 <= row["expires_at"]
+        assert row["expires_at"] <= (after + lifetime_s) * 1000 + 1
         # Past the expiry, plus the key cache's 1 s.
-        await asyncio.sleep(started + 3.456 + 1.1 - time.monotonic())
+        await asyncio.sleep(after + lifetime_s + 1.1 - time.time())
         assert (await me(app, key)).status_code == 401
     code, stdout, _ = await asyncio.to_thread(keys, tmp_path, "list", "--all", "--json")
     assert [row["status"] for row in orjson.loads(stdout)] == ["expired"]
