@@ -34,6 +34,9 @@ TOOLS = {
     "get_correlations",
     "get_sectors",
     "get_token_info",
+    "list_alerts",
+    "create_alert",
+    "get_prediction",
 }
 
 
@@ -98,6 +101,20 @@ async def test_scopes_hold_and_a_bad_credential_is_refused(server) -> None:  # t
         refused = await mcp.call_tool("get_grades", {})
         assert refused.is_error and "403" in refused.content[0].text
         assert "signals:read" in refused.content[0].text
+        denied = await mcp.call_tool(
+            "create_alert", {"name": "x", "kind": "price_cross", "params": {}}
+        )
+        assert denied.is_error and "alerts:write" in denied.content[0].text
+    async with over_http(base, admin) as mcp:
+        params = {"instrument": "sim:BTC-USD", "level": 1e9, "direction": "up"}
+        created = result_of(
+            await mcp.call_tool(
+                "create_alert", {"name": "moon", "kind": "price_cross", "params": params}
+            )
+        )
+        assert created["status"] == "active"
+        listed = result_of(await mcp.call_tool("list_alerts", {}))
+        assert [row[0] for row in listed["rows"]] == [created["id"]]
     async with httpx.AsyncClient() as http:
         body = {"jsonrpc": "2.0", "id": 1, "method": "tools/list"}
         anonymous = await http.post(f"{base}/mcp", json=body)

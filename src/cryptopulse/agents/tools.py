@@ -62,6 +62,7 @@ def build_server(factory: ClientFactory) -> MCPServer:
     _market_tools(server, factory)
     _analytics_tools(server, factory)
     _registry_tools(server, factory)
+    _alert_tools(server, factory)
     return server
 
 
@@ -222,3 +223,66 @@ def _part(part: Any) -> float | None:
 def _perf(performance: dict[str, Any], window: str) -> float | None:
     value = performance.get(window)
     return None if value is None else _round(value.equal)
+
+
+def _alert_tools(server: MCPServer, factory: ClientFactory) -> None:
+    @server.tool()
+    async def list_alerts(ctx: Context, limit: int = 50) -> dict[str, Any]:
+        """The caller's alert rules (id, name, kind, params, status: active, paused or
+        fired) and the most recent firings. Needs the `alerts:write` scope."""
+        rules = await _call(factory, ctx, lambda c: c.list_alerts(limit=limit))
+        events = await _call(factory, ctx, lambda c: c.alert_events(limit=10))
+        return {
+            **_rows(rules.data, ["id", "name", "kind", "params", "status", "last_fired_at"]),
+            "recent_firings": [
+                {"rule": e.data.get("rule_id"), "time": e.time, "type": e.type} for e in events.data
+            ],  # fmt: skip
+        }
+
+    @server.tool()
+    async def create_alert(
+        name: str,
+        kind: Literal[
+            "price_cross",
+            "pct_move",
+            "volume_spike",
+            "signal_change",
+            "grade_band",
+            "grade_move",
+            "level_break",
+            "sector_rotation",
+            "correlation_breakdown",
+            "large_transfer",
+        ],
+        params: dict[str, Any],
+        ctx: Context,
+        cooldown_ms: int = 0,
+        one_shot: bool = False,
+    ) -> dict[str, Any]:
+        """Create an alert rule for the caller; it fires to the caller's webhooks and the
+        `alerts` stream. `params` by kind:
+        price_cross {instrument, level, direction: up|down|either};
+        pct_move {instrument, percent, window_ms, direction};
+        volume_spike {instrument, z (3), window (20 candles)};
+        signal_change {instrument, interval (5m), to: bullish|bearish|neutral|any};
+        grade_band {symbol, grade: trader|investor, direction};
+        grade_move {symbol, grade, points};
+        level_break {instrument, side: support|resistance|either};
+        sector_rotation {sector, top, direction: enters|leaves|either};
+        correlation_breakdown {sector and/or symbol};
+        large_transfer {chain, token, min_amount}.
+        `one_shot` deactivates it after the first firing. Needs `alerts:write`."""
+        body = {"name": name, "kind": kind, "params": params,
+                "cooldown_ms": cooldown_ms, "one_shot": one_shot}  # fmt: skip
+        rule = await _call(factory, ctx, lambda c: c.create_alert(body))
+        return dict(rule.model_dump())
+
+    @server.tool()
+    async def get_prediction(
+        instrument: str, ctx: Context, interval: Interval | None = None
+    ) -> dict[str, Any]:
+        """Model probability that the close `horizon` candles ahead is above the latest
+        close (0..1; 0.5 is no edge), with the model that made it. A statistical estimate,
+        not advice."""
+        out = await _call(factory, ctx, lambda c: c.prediction(instrument, interval=interval))
+        return dict(out.model_dump())
