@@ -1,0 +1,84 @@
+"""The alert tables on SQLite and PostgreSQL: firings with their outbox rows in one
+transaction, the relay, leases that never hand one delivery to two workers."""
+
+from __future__ import annotations
+
+import asyncio
+
+from sqlalchemy import func, select
+
+from cryptopulse.delivery.engine import AlertService
+from cryptopulse.delivery.relay import OutboxRelay
+from cryptopulse.store.alerts import alert_events, alert_outbox, webhook_deliveries
+
+from .factories import T0, Clock, add_endpoint, fire_crosses, migrated
+
+
+async def count(engine: AlertService, table: object) -> int:
+    async with engine.db.engine.connect() as conn:
+        return int(await conn.scalar(select(func.count()).select_from(table)) or 0)  # type: ignore[arg-type]
+
+
+async def test_firings_write_events_and_outbox_together(database_url: str) -> None:
+    store = await migrated(database_url)
+    try:
+        engine = AlertService(store, clock=Clock())
+        await add_endpoint(engine.db, "http://127.0.0.1:9/a")
+        await add_endpoint(engine.db, "http://127.0.0.1:9/b")
+        await add_endpoint(engine.db, "http://127.0.0.1:9/c", account="bob")
+        await fire_crosses(engine, 7)
+        assert await count(engine, alert_events) == 7
+        assert await count(engine, alert_outbox) == 7
+        relay = OutboxRelay(engine.db, None, Clock(), batch=5)
+        assert await relay.relay_once() == 5
+        assert await relay.relay_once() == 2
+        assert await relay.relay_once() == 0
+        assert await count(engine, alert_outbox) == 0
+        # one delivery per event per enabled endpoint of alice (not bob's)
+        assert await count(engine, webhook_deliveries) == 14
+    finally:
+        await store.close()
+
+
+async def test_failed_write_keeps_the_firings(database_url: str) -> None:
+    store = await migrated(database_url)
+    engine = AlertService(store, clock=Clock())
+    await fire_crosses(engine, 2)
+    engine.book.on_price("coinbase:BTC-USD", 101.0, T0 + 100)
+    await store.close()
+    await store.engine.dispose()
+    # A closed SQLite engine reconnects by itself, so break the table instead.
+    async with store.engine.begin() as conn:
+        await conn.execute(alert_outbox.delete())
+        await conn.exec_driver_sql("ALTER TABLE alert_outbox RENAME TO alert_outbox_x")
+    try:
+        await engine.flush()
+    except Exception:
+        pass
+    else:
+        raise AssertionError("the write should have failed")
+    assert len(engine._pending) == 1  # kept for the next try
+    async with store.engine.begin() as conn:
+        await conn.exec_driver_sql("ALTER TABLE alert_outbox_x RENAME TO alert_outbox")
+    assert await engine.flush() == 1
+    assert await count(engine, alert_events) == 3
+    assert await count(engine, alert_outbox) == 1
+    await store.close()
+
+
+async def test_a_lease_goes_to_one_worker(database_url: str) -> None:
+    store = await migrated(database_url)
+    try:
+        engine = AlertService(store, clock=Clock())
+        await add_endpoint(engine.db, "http://127.0.0.1:9/a")
+        await fire_crosses(engine, 40)
+        await OutboxRelay(engine.db, None, Clock(), batch=100).relay_once()
+        now = T0 + 1
+        claims = await asyncio.gather(*(engine.db.claim_due(now, 30_000, 15) for _ in range(4)))
+        ids = [item.delivery.id for claim in claims for item in claim]
+        assert len(ids) == len(set(ids)) == 40
+        # leased: not due again until the lease ends
+        assert await engine.db.claim_due(now + 1000, 30_000, 100) == []
+        assert len(await engine.db.claim_due(now + 30_000, 30_000, 100)) == 40
+    finally:
+        await store.close()
