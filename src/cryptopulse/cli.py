@@ -214,6 +214,15 @@ def migrate(ctx: typer.Context) -> None:
     out.print(f"store at {_safe_url(settings.database_url)} is up to date")
 
 
+@app.command()
+def deliver(ctx: typer.Context) -> None:
+    """Run the alert delivery worker alone: outbox relay and webhook dispatcher, until
+    SIGTERM (set CRYPTOPULSE_DELIVERY_EMBEDDED=false on the serving processes)."""
+    from cryptopulse.delivery.worker import run_deliver
+
+    run_deliver(_settings(ctx))
+
+
 # --- replay ----------------------------------------------------------------------------
 
 

@@ -11,6 +11,8 @@ from typing import Any
 
 from cryptopulse.analytics import AnalyticsService
 from cryptopulse.bus import Bus, create_bus
+from cryptopulse.delivery.engine import AlertService
+from cryptopulse.delivery.worker import DeliveryWorker
 from cryptopulse.ml.service import PredictionService
 from cryptopulse.onchain import OnchainService
 from cryptopulse.pipeline import Pipeline
@@ -50,11 +52,16 @@ class Services:
     # "all" (embedded: sources and API), "api" (scale-out API worker: no sources, state
     # from the bus) or "ingest" (sources and pipeline, no public API).
     role: str = "all"
+    # Alert rules evaluated on the pipeline's updates, and the outbox/webhook worker
+    # (docs/alerts.md); wired by `wire_alerts`.
+    alerts: AlertService | None = None
+    delivery: DeliveryWorker | None = None
     # Keys, tokens, plans, rate limits, usage (built from settings and the store).
     access: AccessControl = field(init=False)
 
     def __post_init__(self) -> None:
         self.access = AccessControl(self.settings, self.store)
+        wire_alerts(self)
 
     @classmethod
     def create(
@@ -121,6 +128,12 @@ class Services:
         if self.onchain is not None:
             # API-only replicas serve the stored metrics; the chains are followed elsewhere.
             await self.onchain.start(follow=self.role != "api")
+        if self.alerts is not None:
+            # Scale-out: the ingest process evaluates; it reloads what API replicas change.
+            self.alerts.refresh_s = 2.0 if self.role == "ingest" else None
+            await self.alerts.start()
+        if self.delivery is not None and self.role != "api":
+            self.delivery.start()
         for source in list(self.sources):
             self.add_source(source)
         self._tasks.append(asyncio.create_task(self._housekeeping(), name="housekeeping"))
@@ -201,8 +214,32 @@ class Services:
             await self.analytics.stop()
         if self.onchain is not None:
             await self.onchain.stop()
+        if self.alerts is not None:
+            await self.alerts.stop()
+        if self.delivery is not None:
+            await self.delivery.stop()
         if self.predictions is not None:
             await self.predictions.stop()
         await self.bus.close()
         await self.access.stop()
         await self.store.close()
+
+
+def wire_alerts(services: Services) -> None:
+    """Alert rules on prices, closed candles, signals, grades, sectors and large transfers;
+    the delivery worker (embedded unless `delivery_embedded` is off). docs/alerts.md."""
+    settings = services.settings
+    if not settings.alerts_enabled:
+        return
+    alerts = AlertService(services.store, flush_interval_s=settings.alerts_flush_interval_s)
+    services.alerts = alerts
+    services.pipeline.price_hooks.append(alerts.on_price)
+    services.pipeline.closed_candle_hooks.append(alerts.on_closed_candle)
+    if services.analytics is not None:
+        services.analytics.signal_hooks.append(alerts.on_signal)
+        services.analytics.state_hooks.append(alerts.on_analytics)
+    if services.onchain is not None:
+        services.onchain.whale_hooks.append(alerts.on_whale)
+    if settings.delivery_embedded:
+        services.delivery = DeliveryWorker(settings, services.store, services.bus)
+        alerts.committed = services.delivery.wake

@@ -223,6 +223,28 @@ class Settings(BaseSettings):
     ml_threads: int = Field(1, ge=1, le=64)  # onnxruntime threads per model call
     ml_reload_s: float = Field(30.0, gt=0)  # how often the registry is checked for models
 
+    # --- alerts and webhooks (docs/alerts.md) ------------------------------------------
+    alerts_enabled: bool = True
+    alerts_flush_interval_s: float = 0.1  # firings reach the store (event + outbox) this often
+    # Run the outbox relay and webhook dispatcher inside `serve` / `ingest` (else run
+    # `cryptopulse deliver` as its own process).
+    delivery_embedded: bool = True
+    delivery_poll_interval_s: float = 0.5  # outbox / due deliveries checked this often
+    delivery_lease_s: float = 30.0  # a claimed delivery is re-sent if not done by then
+    delivery_batch: int = Field(100, ge=1, le=10_000)
+    delivery_concurrency: int = Field(32, ge=1, le=1000)
+    # Seconds before attempt 1, 2, ... (jittered +-20 %); JSON list.
+    webhook_retry_schedule_s: list[float] = Field(
+        default_factory=lambda: [0.0, 5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0]
+    )
+    webhook_timeout_s: float = 15.0
+    webhook_disable_after_s: float = 5 * 86_400.0  # failing this long disables an endpoint
+    webhook_secret_grace_s: int = Field(86_400, ge=0)  # rotation: old secret also signs
+    # Loopback/private/link-local targets (tests, on-premise receivers): off by default.
+    webhook_allow_private_targets: bool = False
+    # Seals endpoint secrets at rest (AES-256-GCM); unset: stored as they are.
+    webhook_secrets_key: str | None = None
+
     @field_validator("source")
     @classmethod
     def _check_source(cls, value: str) -> str:

@@ -23,11 +23,12 @@ from cryptopulse.domain.instruments import (
 MAX_CHANNELS = 200
 
 # Channel kinds DESIGN.md names whose producers do not exist yet.
-_NOT_YET = frozenset({"alerts"})
+_NOT_YET: frozenset[str] = frozenset()
 # `onchain:<chain>`: chain names as in CRYPTOPULSE_ONCHAIN_CHAINS.
 _CHAIN_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,31}$")
-# Channels without a parameter (market-wide analytics).
-_PLAIN = frozenset({"grades", "sectors"})
+# Channels without a parameter (market-wide analytics; `alerts` is the caller's own: the
+# connection maps it to the bus channel `alerts:<account>`).
+_PLAIN = frozenset({"grades", "sectors", "alerts"})
 
 OpId = int | str | None
 
