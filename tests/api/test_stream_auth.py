@@ -177,7 +177,7 @@ async def test_no_auth_within_the_timeout_closes_1008(tmp_path: Path) -> None:
         code, frames = await closed(ws)
         assert code == 1008 and ws.close_reason == "authentication required"
         assert [f["code"] for f in frames] == ["auth_required"]
-        assert 0.4 < time.monotonic() - started < 3
+        assert 0.4 < time.monotonic() - started < 4  # generous: CI machines are busy
 
 
 # --- token expiry -----------------------------------------------------------------------
@@ -195,7 +195,7 @@ async def test_expired_token_gets_token_expired_then_grace_then_1008(tmp_path: P
             assert (await recv(ws))["code"] == "auth_required"  # nothing but auth meanwhile
             code, _ = await closed(ws)
             assert code == 1008 and ws.close_reason == "token expired"
-            assert 0.4 < time.monotonic() - expired_at < 2.5
+            assert 0.4 < time.monotonic() - expired_at < 4
 
 
 async def test_reauth_after_token_expired_keeps_the_stream(tmp_path: Path) -> None:
@@ -228,7 +228,8 @@ async def test_revoked_key_closes_its_streams_1008(tmp_path: Path) -> None:
             started = time.monotonic()
             code, _ = await closed(ws)
             assert code == 1008 and "revoked" in (ws.close_reason or "")
-            assert time.monotonic() - started < 1.5  # within key_cache_ttl_s plus a check
+            # key_cache_ttl_s (0.2 s here) plus one check interval, with room for a busy CI
+            assert time.monotonic() - started < 2.0
 
 
 # --- plan limits ------------------------------------------------------------------------
