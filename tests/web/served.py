@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,7 +63,9 @@ def import_candles(env: dict[str, str], pairs: Sequence[str]) -> None:
     `cryptopulse import candles` runs (in this process: one migration, no interpreter start
     per file)."""
     if pairs:
-        asyncio.run(_import(env["CRYPTOPULSE_DATABASE_URL"], pairs))
+        # A thread of its own: Playwright's sync API may already run a loop on this one.
+        with ThreadPoolExecutor(1) as pool:
+            pool.submit(asyncio.run, _import(env["CRYPTOPULSE_DATABASE_URL"], pairs)).result()
 
 
 async def _import(url: str, pairs: Sequence[str]) -> None:
