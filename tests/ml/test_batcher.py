@@ -90,11 +90,20 @@ async def test_a_caller_that_gives_up_does_not_break_the_batch() -> None:
 
 async def test_close_fails_waiting_callers() -> None:
     batcher = MicroBatcher(Doubler(), max_batch=10, max_wait_s=5.0)
-    waiting = asyncio.create_task(batcher.submit(row(1)))
-    await asyncio.sleep(0.01)
+    waiting = [asyncio.create_task(batcher.submit(row(i))) for i in range(2)]
+    await asyncio.sleep(0.01)  # two rows: the consumer waits for more (up to 5 s)
     await batcher.close()
-    with pytest.raises(BatchFailed):
-        await waiting
+    for task in waiting:
+        with pytest.raises(BatchFailed):
+            await task
+
+
+async def test_a_lone_caller_on_an_idle_service_does_not_wait() -> None:
+    model = Doubler()
+    batcher = MicroBatcher(model, max_batch=10, max_wait_s=5.0)
+    assert await asyncio.wait_for(batcher.submit(row(3)), 1.0) == 6.0
+    assert model.sizes == [1]
+    await batcher.close()
 
 
 def test_bad_parameters() -> None:

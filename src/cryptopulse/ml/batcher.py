@@ -1,7 +1,8 @@
 """Micro-batching: concurrent single-row requests become one vectorized model call.
 
 Callers `submit` one feature row and await their own future. A consumer takes the first
-pending row, waits up to `max_wait_s` for more (or until `max_batch` are pending), runs
+pending row, waits up to `max_wait_s` for more (or until `max_batch` are pending; only
+under load, i.e. when the previous batch or the queue holds more than one row), runs
 the whole batch as one call in a worker thread, and hands each caller its value. While a
 batch runs, new rows queue up, so under load batches grow by themselves and the wait
 never adds latency. A full queue refuses at once (`Overloaded`, a 503 with Retry-After);
@@ -62,6 +63,7 @@ class MicroBatcher:
         self.batches = 0  # model calls made
         self.rows = 0  # rows predicted
         self.failures = 0  # batches whose call raised
+        self._last_size = 0
         self._pending: list[tuple[Rows, asyncio.Future[float]]] = []
         self._wakeup = asyncio.Event()
         self._full = asyncio.Event()
@@ -100,7 +102,10 @@ class MicroBatcher:
         loop = asyncio.get_running_loop()
         while True:
             await self._wakeup.wait()
-            if len(self._pending) < self.max_batch and self.max_wait_s > 0:
+            # Wait for company only under load (the last batch had it): a lone caller on
+            # an idle service is answered at once, not after the window.
+            gather = self._last_size > 1 or len(self._pending) > 1
+            if gather and len(self._pending) < self.max_batch and self.max_wait_s > 0:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._full.wait(), self.max_wait_s)
             batch = self._pending[: self.max_batch]
@@ -111,6 +116,7 @@ class MicroBatcher:
                 self._wakeup.clear()
             # Callers that gave up (client gone) need no work.
             batch = [(row, fut) for row, fut in batch if not fut.done()]
+            self._last_size = len(batch)
             if batch:
                 await self._call(loop, batch)
 
