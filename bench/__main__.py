@@ -1,6 +1,13 @@
-"""`python -m bench`: run the benchmarks (today: the indicator benchmark)."""
+"""`python -m bench`: the indicator benchmark; `python -m bench predictions`: the
+prediction (micro-batching) benchmark."""
 
-from bench.indicators import main
+import sys
 
 if __name__ == "__main__":
+    if sys.argv[1:2] == ["predictions"]:
+        from bench.predictions import main as predictions
+
+        raise SystemExit(predictions(sys.argv[2:]))
+    from bench.indicators import main
+
     raise SystemExit(main())
