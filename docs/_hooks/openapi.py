@@ -1,4 +1,6 @@
-"""mkdocs hook: the REST reference (docs/api.md) generated from the app's OpenAPI document.
+"""mkdocs hooks: the REST reference (docs/api.md) generated from the app's OpenAPI document,
+and links to repository files outside docs/ (`[bot](../examples/bot.py)`, right when the
+pages are read on the forge) shown on the site as repository paths.
 
 `docs/api.md` holds the prose and a `<!-- openapi -->` marker; at build time the marker is
 replaced by every operation (grouped by tag, with parameters, request body and responses)
@@ -8,16 +10,25 @@ serves, so the page cannot drift from the code.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 MARKER = "<!-- openapi -->"
 METHODS = ("get", "post", "put", "patch", "delete")
+OUTSIDE = re.compile(r"\[([^\]]+)\]\(\.\./([^)\s#]+)(#[^)\s]*)?\)")
 
 
 def on_page_markdown(markdown: str, page: Any, config: Any, files: Any) -> str:
+    # The site has no page for a repository file: name it instead of linking nowhere.
+    markdown = OUTSIDE.sub(_repository_path, markdown)
     if page.file.src_uri != "api.md":
         return markdown
     return markdown.replace(MARKER, render(openapi_document()))
+
+
+def _repository_path(link: re.Match[str]) -> str:
+    text, path = link[1], link[2]
+    return text if text.strip("`") == path else f"{text} (`{path}` in the repository)"
 
 
 def openapi_document() -> dict[str, Any]:
