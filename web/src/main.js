@@ -90,7 +90,10 @@ async function panels(stream) {
   });
   const alerts = new AlertsPanel({ stream, instrument: () => picker.value });
   const sectors = new SectorHeatmap({ stream });
-  const [instruments, ready] = await Promise.all([api("/v1/instruments"), api("/readyz").catch(() => ({ mode: "not ready" }))]);
+  const [instruments, ready] = await Promise.all([
+    api("/v1/instruments"),
+    api("/readyz").catch(() => ({ mode: "not ready" })),
+  ]);
   $("mode").textContent = ready.mode;
   picker.replaceChildren(...instruments.data.map((i) => el("option", { text: i.instrument })));
   await table.load();
