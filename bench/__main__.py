@@ -1,9 +1,13 @@
 """`python -m bench`: the indicator benchmark; `python -m bench predictions`: the
-prediction (micro-batching) benchmark."""
+prediction (micro-batching) benchmark; `python -m bench alerts`: alert-rule evaluation."""
 
 import sys
 
 if __name__ == "__main__":
+    if sys.argv[1:2] == ["alerts"]:
+        from bench.alerts import main as alerts
+
+        raise SystemExit(alerts(sys.argv[2:]))
     if sys.argv[1:2] == ["predictions"]:
         from bench.predictions import main as predictions
 
