@@ -147,6 +147,8 @@ def _problem(description: str, headers: dict[str, Any] | None = None) -> dict[st
 
 
 AUTH_RESPONSES: dict[int | str, dict[str, Any]] = {
+    # Routes with a body answer this when it does not parse (FastAPI's own check).
+    400: _problem("Malformed request: the body is not valid JSON or form data"),
     401: _problem(
         "Missing, invalid, expired or revoked credential",
         {"WWW-Authenticate": {"schema": {"type": "string"}}},
