@@ -82,3 +82,24 @@ async def test_a_lease_goes_to_one_worker(database_url: str) -> None:
         assert len(await engine.db.claim_due(now + 30_000, 30_000, 100)) == 40
     finally:
         await store.close()
+
+
+async def test_two_relays_never_take_one_row(database_url: str) -> None:
+    store = await migrated(database_url)
+    try:
+        engine = AlertService(store, clock=Clock())
+        await add_endpoint(engine.db, "http://127.0.0.1:9/a")
+        await fire_crosses(engine, 30)
+        relays = [OutboxRelay(engine.db, None, Clock(), batch=7) for _ in range(3)]
+
+        async def drain(relay: OutboxRelay) -> int:
+            total = 0
+            while done := await relay.relay_once():
+                total += done
+            return total
+
+        counts = await asyncio.gather(*(drain(r) for r in relays))
+        assert sum(counts) == 30
+        assert await count(engine, webhook_deliveries) == 30
+    finally:
+        await store.close()

@@ -1,8 +1,9 @@
 """The outbox relay: each committed alert event goes to the account's `alerts` stream
 channel (bus channel `alerts:<account>`) and becomes one pending delivery per enabled
 webhook endpoint; the deliveries are created and the outbox rows deleted in one
-transaction. A relay killed between publishing and committing publishes those events
-again on restart, with the same event ids (at-least-once; clients de-duplicate by `id`).
+transaction (which deletes them first: two relays never take one row). A relay killed
+before its commit publishes those events again on restart, with the same event ids
+(at-least-once; clients de-duplicate by `id`).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from cryptopulse.bus.base import Bus
-from cryptopulse.store.alerts import AlertStore
+from cryptopulse.store.alerts import AlertStore, OutboxRow
 
 __all__ = ["OutboxRelay", "account_channel"]
 
@@ -33,9 +34,12 @@ class OutboxRelay:
 
     async def relay_once(self) -> int:
         """Relay up to one batch of outbox rows; returns how many."""
-        rows = await self.db.read_outbox(self.batch)
-        if not rows:
-            return 0
+        count = await self.db.relay(self.batch, self._publish)
+        self.relayed += count
+        return count
+
+    async def _publish(self, rows: list[OutboxRow]) -> list[dict[str, Any]]:
+        """Publish `rows` on their accounts' channels; their deliveries, to insert."""
         now = self.clock()
         endpoints: dict[str, list[str]] = {}
         for account in {r.account for r in rows}:
@@ -44,7 +48,7 @@ class OutboxRelay:
         if self.bus is not None:
             for row in rows:
                 await self.bus.publish(account_channel(row.account), row.body.encode(), now)
-        deliveries: list[dict[str, Any]] = [
+        return [
             {
                 "endpoint_id": endpoint_id,
                 "event_id": row.event_id,
@@ -58,6 +62,3 @@ class OutboxRelay:
             for row in rows
             for endpoint_id in endpoints[row.account]
         ]
-        await self.db.relay([r.seq for r in rows], deliveries)
-        self.relayed += len(rows)
-        return len(rows)
