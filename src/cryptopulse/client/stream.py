@@ -308,7 +308,8 @@ class Stream:
         deadline = loop.time() + self.refill_wait_s
         while True:
             rows = await self._trades_since(instrument, channel)
-            if target is None or any(r["trade_id"] == target for r in rows):
+            # Reached: the live trade is in the store (or was delivered before).
+            if target is None or channel.seen(target) or any(r["trade_id"] == target for r in rows):
                 break
             if loop.time() > deadline:
                 log.warning("refill of %s did not reach the live trade %s", channel.name, target)
@@ -322,11 +323,10 @@ class Stream:
         for _ in range(REFETCH_PAGES):
             page = await self.client.trades(instrument, limit=1000, **_cursor(cursor))
             for trade in page.data:
-                if trade.time < (channel.last_time or 0) or channel.seen(trade.trade_id):
-                    if trade.time < (channel.last_time or 0):
-                        return _oldest_first(newest_first, instrument)
-                    continue
-                newest_first.append(trade.model_dump())
+                if trade.time < (channel.last_time or 0):
+                    return _oldest_first(newest_first, instrument)  # back where we were
+                if not channel.seen(trade.trade_id):
+                    newest_first.append(trade.model_dump())
             cursor = page.next_cursor
             if cursor is None:
                 break
