@@ -201,3 +201,29 @@ def test_invalid_params(kind: str, params: dict[str, Any], field: str) -> None:
     with pytest.raises(RuleError) as info:
         check_params(kind, params)
     assert info.value.field == field
+
+
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ({"instrument": "x:A-B", "level": 1, "extra": 1}, "extra"),
+        ({"instrument": 7, "level": 1}, "instrument"),
+        ({"instrument": "x:A-B", "level": True}, "level"),
+        ({"instrument": "x:A-B", "level": 10**30}, "level"),
+    ],
+)
+def test_params_types_and_bounds(params: dict[str, Any], field: str) -> None:
+    with pytest.raises(RuleError) as info:
+        check_params("price_cross", params)
+    assert info.value.field == field
+
+
+def test_huge_windows_are_refused() -> None:
+    for name, value in (("window_ms", 10**300), ("window", 10**9), ("lookback", 5)):
+        kind = {"window_ms": "pct_move", "window": "volume_spike", "lookback": "level_break"}[name]
+        params: dict[str, Any] = {"instrument": "x:A-B", "percent": 1, "window_ms": 60_000}
+        params[name] = value
+        if kind != "pct_move":
+            params = {"instrument": "x:A-B", name: value}
+        with pytest.raises(RuleError):
+            check_params(kind, params)

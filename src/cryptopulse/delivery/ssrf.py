@@ -92,8 +92,13 @@ def check_address(address: IPAddress) -> None:
         raise UnsafeTarget(f"{address} is not a public address")
 
 
+_RESOLVE_TIMEOUT_S = 5.0
+
+
 async def _system_resolver(host: str, port: int) -> list[str]:
-    infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    async with asyncio.timeout(_RESOLVE_TIMEOUT_S):
+        loop = asyncio.get_running_loop()
+        infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     return [str(info[4][0]) for info in infos]
 
 
@@ -108,8 +113,8 @@ async def resolve_target(
     else:
         try:
             answers = await (resolver or _system_resolver)(target.host, target.port)
-        except OSError as exc:
-            raise UnsafeTarget(f"{target.host} does not resolve: {exc}") from None
+        except (OSError, ValueError, TimeoutError) as exc:  # ValueError: IDNA label errors
+            raise UnsafeTarget(f"{target.host} does not resolve: {exc or 'timeout'}") from None
         addresses = [ipaddress.ip_address(a.split("%")[0]) for a in answers]
         if not addresses:
             raise UnsafeTarget(f"{target.host} does not resolve")

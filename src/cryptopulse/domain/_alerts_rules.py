@@ -37,6 +37,25 @@ CANDLE_KINDS = frozenset({"pct_move", "volume_spike", "level_break"})
 
 _DIRECTIONS = frozenset({"up", "down", "either"})
 _INTERVALS = frozenset({"1m", "5m", "15m", "1h", "4h", "1d"})
+# Per kind: the parameters it takes, each "str", "num" or "int"; `_REQUIRED` must be given.
+_SPEC: dict[str, dict[str, str]] = {
+    "price_cross": {"instrument": "str", "level": "num", "direction": "str"},
+    "pct_move": {
+        "instrument": "str",
+        "percent": "num",
+        "window_ms": "int",
+        "direction": "str",
+        "interval": "str",
+    },
+    "volume_spike": {"instrument": "str", "z": "num", "window": "int", "interval": "str"},
+    "signal_change": {"instrument": "str", "interval": "str", "to": "str"},
+    "grade_band": {"symbol": "str", "grade": "str", "direction": "str"},
+    "grade_move": {"symbol": "str", "grade": "str", "points": "num"},
+    "level_break": {"instrument": "str", "interval": "str", "side": "str", "lookback": "int"},
+    "sector_rotation": {"sector": "str", "top": "int", "direction": "str"},
+    "correlation_breakdown": {"sector": "str", "symbol": "str"},
+    "large_transfer": {"chain": "str", "token": "str", "min_amount": "num", "direction": "str"},
+}
 _REQUIRED: dict[str, tuple[str, ...]] = {
     "price_cross": ("instrument", "level"),
     "pct_move": ("instrument", "percent", "window_ms"),
@@ -49,6 +68,30 @@ _REQUIRED: dict[str, tuple[str, ...]] = {
     "correlation_breakdown": (),
     "large_transfer": ("chain",),
 }
+# Inclusive bounds of numeric parameters (a number must also be > 0).
+_BOUNDS: dict[str, tuple[float, float]] = {
+    "level": (0.0, 1e15),
+    "percent": (0.0, 10_000.0),
+    "window_ms": (60_000, 30 * 86_400_000),
+    "z": (0.0, 1_000.0),
+    "window": (2, 10_000),
+    "points": (0.0, 100.0),
+    "lookback": (20, 5_000),
+    "top": (1, 1_000),
+    "min_amount": (0.0, 1e30),
+}
+_CHOICES: dict[str, dict[str, frozenset[str]]] = {
+    "direction": {
+        "sector_rotation": frozenset({"enters", "leaves", "either"}),
+        "large_transfer": frozenset({"either", "to_exchange", "from_exchange"}),
+        "": _DIRECTIONS,
+    },
+    "interval": {"": _INTERVALS},
+    "grade": {"": frozenset({"trader", "investor"})},
+    "to": {"": frozenset({"bullish", "bearish", "neutral", "any"})},
+    "side": {"": frozenset({"support", "resistance", "either"})},
+}
+_MAX_TEXT = 100
 
 
 class RuleError(ValueError):
@@ -95,39 +138,35 @@ class Firing:
     data: dict[str, Any]
 
 
-def _positive(params: dict[str, Any], name: str) -> None:
-    value = params.get(name)
-    if value is None:
+def _check_value(kind: str, name: str, kind_of: str, value: Any) -> None:
+    if kind_of == "str":
+        if not isinstance(value, str) or not 0 < len(value) <= _MAX_TEXT:
+            raise RuleError(name, f"must be a string of 1 to {_MAX_TEXT} characters")
+        choices = _CHOICES.get(name)
+        if choices is not None:
+            allowed = choices.get(kind, choices[""])
+            if value not in allowed:
+                raise RuleError(name, f"must be one of {', '.join(sorted(allowed))}")
         return
-    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
-        raise RuleError(name, "must be a number > 0")
-
-
-def _choice(params: dict[str, Any], name: str, choices: frozenset[str]) -> None:
-    value = params.get(name)
-    if value is not None and value not in choices:
-        raise RuleError(name, f"must be one of {', '.join(sorted(choices))}")
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    if not number or (kind_of == "int" and not float(value).is_integer()):
+        raise RuleError(name, "must be an integer" if kind_of == "int" else "must be a number")
+    low, high = _BOUNDS[name]
+    if not (value > 0 and low <= value <= high):
+        raise RuleError(name, f"must be > 0 and within {low:g}..{high:g}")
 
 
 def check_params(kind: str, params: dict[str, Any]) -> None:
     """Raise `RuleError` unless `params` are complete and sane for `kind`."""
     if kind not in KINDS:
         raise RuleError("kind", f"must be one of {', '.join(KINDS)}")
+    spec = _SPEC[kind]
     for name in _REQUIRED[kind]:
         if params.get(name) is None:
             raise RuleError(name, f"required for {kind}")
-    for name in ("level", "percent", "window_ms", "z", "points", "min_amount", "top", "window"):
-        _positive(params, name)
-    _choice(params, "interval", _INTERVALS)
-    if kind in ("price_cross", "pct_move", "grade_band"):
-        _choice(params, "direction", _DIRECTIONS)
-    if kind == "sector_rotation":
-        _choice(params, "direction", frozenset({"enters", "leaves", "either"}))
-    if kind == "large_transfer":
-        _choice(params, "direction", frozenset({"either", "to_exchange", "from_exchange"}))
-    if kind in ("grade_band", "grade_move"):
-        _choice(params, "grade", frozenset({"trader", "investor"}))
-    if kind == "signal_change":
-        _choice(params, "to", frozenset({"bullish", "bearish", "neutral", "any"}))
-    if kind == "level_break":
-        _choice(params, "side", frozenset({"support", "resistance", "either"}))
+    for name, value in params.items():
+        kind_of = spec.get(name)
+        if kind_of is None:
+            raise RuleError(name, f"not a parameter of {kind}")
+        if value is not None:
+            _check_value(kind, name, kind_of, value)

@@ -16,7 +16,14 @@ from starlette.responses import Response
 from cryptopulse.api._auth import AUTH_RESPONSES, access_of
 from cryptopulse.api.alerts_schemas import EventList, RuleIn, RuleList, RuleOut, RulePatch
 from cryptopulse.api.deps import ServicesDep, WriteAlerts
-from cryptopulse.api.errors import PROBLEM_RESPONSES, ProblemError, invalid_field, not_found
+from cryptopulse.api.errors import (
+    PROBLEM_JSON,
+    PROBLEM_RESPONSES,
+    Problem,
+    ProblemError,
+    invalid_field,
+    not_found,
+)
 from cryptopulse.domain.alerts import RuleError, check_params
 from cryptopulse.domain.instruments import InvalidInstrument, parse_instrument
 from cryptopulse.runtime import Services
@@ -24,8 +31,12 @@ from cryptopulse.security import Principal
 from cryptopulse.sources.base import now_ms
 from cryptopulse.store.alerts import AlertStore, RuleRow
 
-__all__ = ["decode_cursor", "encode_cursor", "json_response", "router"]
+__all__ = ["LIMIT_RESPONSES", "decode_cursor", "encode_cursor", "json_response", "router"]
 
+# Creating past the plan's rule (or endpoint) count.
+LIMIT_RESPONSES: dict[int | str, dict[str, Any]] = {
+    409: {"model": Problem, "description": "Plan limit reached", "content": {PROBLEM_JSON: {}}}
+}
 router = APIRouter(
     prefix="/v1/alerts",
     tags=["alerts"],
@@ -119,7 +130,13 @@ async def list_rules(
     return json_response({"data": [_body(r) for r in rows], "next_cursor": following})
 
 
-@router.post("", response_model=RuleOut, status_code=201, summary="Create an alert rule")
+@router.post(
+    "",
+    response_model=RuleOut,
+    status_code=201,
+    summary="Create an alert rule",
+    responses=LIMIT_RESPONSES,
+)
 async def create_rule(
     request: Request,
     services: ServicesDep,

@@ -23,7 +23,13 @@ from cryptopulse.api.alerts_schemas import (
 )
 from cryptopulse.api.deps import ServicesDep, WriteWebhooks
 from cryptopulse.api.errors import PROBLEM_RESPONSES, ProblemError, invalid_field, not_found
-from cryptopulse.api.routers.alerts import Cursor, Limit, decode_cursor, encode_cursor
+from cryptopulse.api.routers.alerts import (
+    LIMIT_RESPONSES,
+    Cursor,
+    Limit,
+    decode_cursor,
+    encode_cursor,
+)
 from cryptopulse.api.routers.alerts import json_response as _json
 from cryptopulse.delivery.engine import event_body, new_event_id
 from cryptopulse.delivery.sealing import seal
@@ -43,7 +49,8 @@ router = APIRouter(
 )
 
 EndpointIdPath = Annotated[str, Path(min_length=1, max_length=32, pattern=r"^[0-9A-Za-z_]+$")]
-DeliveryIdPath = Annotated[int, Path(ge=1, le=2**53 - 1)]
+MAX_ID = 2**31 - 1  # delivery ids are 32-bit on PostgreSQL
+DeliveryIdPath = Annotated[int, Path(ge=1, le=MAX_ID)]
 
 
 def _db(services: Services) -> AlertStore:
@@ -106,7 +113,13 @@ async def list_endpoints(services: ServicesDep, principal: WriteWebhooks) -> Res
     return _json([_body(r, now) for r in rows])
 
 
-@router.post("", response_model=NewSecretOut, status_code=201, summary="Register an endpoint")
+@router.post(
+    "",
+    response_model=NewSecretOut,
+    status_code=201,
+    summary="Register an endpoint",
+    responses=LIMIT_RESPONSES,
+)
 async def create_endpoint(
     request: Request,
     services: ServicesDep,
@@ -219,7 +232,7 @@ async def list_deliveries(
     """Deliveries to this endpoint, newest first, with their last attempt."""
     await _own(services, principal, endpoint_id)
     before = decode_cursor(cursor)
-    if before is not None and not isinstance(before, int):
+    if before is not None and (not isinstance(before, int) or not 0 < before <= MAX_ID):
         raise invalid_field("cursor", "not a cursor this API returned")
     rows = await _db(services).list_deliveries(endpoint_id, before=before, limit=limit)
     following = encode_cursor(rows[-1].id) if len(rows) == limit else None
