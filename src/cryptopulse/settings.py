@@ -188,10 +188,11 @@ class Settings(BaseSettings):
     # Pool of each process (PostgreSQL; SQLite uses one file and ignores these).
     database_pool_size: int = 10
     database_max_overflow: int = 10
-    # Waiting for a pooled connection / opening one: short, so REST answers 503 within 1 s
-    # when the database is down instead of hanging.
-    database_pool_timeout_s: float = 0.8
+    # Opening a connection: short, so REST answers 503 within 1 s when the database is down
+    # or unreachable instead of hanging. Waiting for a pooled connection when all are busy
+    # (a burst, not an outage: failed connects never hold the pool) may take longer.
     database_connect_timeout_s: float = 0.8
+    database_pool_timeout_s: float = 2.0
     # Any one statement (large batched upserts included).
     database_command_timeout_s: float = 30.0
     # Keys on the Redis bus start with this (several deployments can share one Redis).
