@@ -81,13 +81,16 @@ async def _import(url: str, pairs: Sequence[str]) -> None:
 
 @contextmanager
 def serve(
-    tmp: Path, pairs: Sequence[str] = (), extra: dict[str, str] | None = None
+    tmp: Path,
+    pairs: Sequence[str] = (),
+    extra: dict[str, str] | None = None,
+    port: int | None = None,
 ) -> Iterator[Served]:
     """Start the server on a free port with a temp SQLite store; kill it afterwards."""
     db = tmp / "dash.db"
     env = {**server_env(db), **(extra or {})}
     import_candles(env, pairs)
-    port = free_port()
+    port = port or free_port()
     log = (tmp / "serve.log").open("w")
     proc = subprocess.Popen(
         [str(BIN / "cryptopulse"), "serve", "--source", "sim", "--port", str(port)],

@@ -17,7 +17,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, WebSocket, expect, sync_playwright
 
-from web.served import Served, serve
+from web.served import Served, free_port, serve
 
 PAIRS = ("ETH-BTC", "LTC-BTC", "XMR-BTC", "ZEC-BTC")
 CHROMIUM = "/usr/bin/chromium"
@@ -153,7 +153,8 @@ def test_live_prices_chart_indicators_levels_grades_and_sectors(
     # grades and signals of the imported pairs
     eth = page.locator('#tickers tr[data-instrument="binance:ETH-BTC"]')
     expect(eth.locator("td").nth(5)).to_have_text(re.compile(r"^\d+$"), timeout=20_000)
-    expect(eth.locator("td.signal")).to_contain_text("ish", timeout=20_000)
+    signal = re.compile(r"^(bullish|bearish|neutral) \d\.\d\d$")
+    expect(eth.locator("td.signal")).to_have_text(signal, timeout=20_000)
     # sector heatmap from the imported history
     expect(page.locator("#heatmap .tile").first).to_be_visible(timeout=20_000)
     tiles = page.locator("#heatmap .tile")
@@ -257,3 +258,27 @@ def test_an_alert_made_on_the_page_fires_and_appears(watched: Watched, served: S
     events = httpx.get(f"{served.base}/v1/alerts/events", headers=served.auth).json()["data"]
     assert event.get_attribute("data-event") in {e["id"] for e in events}
     watched.assert_clean()
+
+
+def test_the_page_rides_out_a_server_restart(browser: Browser, tmp_path: Path) -> None:
+    # The in-memory bus starts its seqs again after a restart: the page resumes with seqs
+    # from the future, gets gap + snapshot, refetches the chart and goes on live.
+    port = free_port()
+    with serve(tmp_path, port=port) as first:
+        watched = Watched(browser, first)
+        page = watched.page
+        watched.login(first.key)
+        page.wait_for_function("() => window.cryptopulse.chart.updates > 1", timeout=20_000)
+    # the server drained with 1001; the page is trying again meanwhile
+    expect(page.locator("#conn")).to_contain_text("reconnecting", timeout=10_000)
+    with serve(tmp_path, port=port):
+        expect(page.locator("#conn")).to_have_text("live", timeout=30_000)
+        before = page.evaluate("window.cryptopulse.chart.updates")
+        page.wait_for_function(
+            "(n) => window.cryptopulse.chart.updates > n", arg=before, timeout=20_000
+        )
+        assert page.evaluate("window.cryptopulse.stream.reconnects") >= 1
+    # Refused connections while the server was down are expected console errors.
+    watched.problems = [p for p in watched.problems if "WebSocket connection" not in p]
+    watched.assert_clean()
+    watched.close()
