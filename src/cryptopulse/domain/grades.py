@@ -11,6 +11,12 @@ For each symbol, over the candles with `as_of - window < open_time <= as_of`:
 
 Each factor becomes a mid-rank percentile (0..100) across the symbols that have it, and a
 grade is the weighted sum of its factor percentiles. Same inputs, same grade.
+
+The investor grade takes an optional on-chain activity factor (`onchain_activity`, the
+growth of a token's on-chain activity, see `domain.onchain.activity_growth`): a symbol that
+has it gets `ONCHAIN_INVESTOR_WEIGHTS` (0.10 taken from momentum), ranked among the symbols
+that have it; a symbol without it keeps `INVESTOR_WEIGHTS`, so it is graded exactly as if no
+symbol had on-chain data.
 """
 
 from __future__ import annotations
@@ -28,6 +34,8 @@ __all__ = [
     "BandChange",
     "FACTORS",
     "INVESTOR_WEIGHTS",
+    "ONCHAIN_FACTOR",
+    "ONCHAIN_INVESTOR_WEIGHTS",
     "TRADER_WEIGHTS",
     "Grade",
     "GradeParams",
@@ -46,14 +54,20 @@ TRADER_WEIGHTS: dict[str, float] = {
     "liquidity": 0.15,
     "drawdown": 0.15,
 }
-# On-chain activity growth joins with weight 0.10 (taken from momentum) once the on-chain
-# issue lands; until then it is absent, not zero.
 INVESTOR_WEIGHTS: dict[str, float] = {
     "trend": 0.20,
     "momentum": 0.25,
     "risk_adjusted": 0.25,
     "liquidity": 0.15,
     "drawdown": 0.15,
+}
+# Symbols with on-chain data: activity growth takes 0.10 from momentum. Without data the
+# 0.10 goes back to momentum (absent, not zero, so such a symbol's grade does not move).
+ONCHAIN_FACTOR = "onchain_activity"
+ONCHAIN_INVESTOR_WEIGHTS: dict[str, float] = {
+    **INVESTOR_WEIGHTS,
+    "momentum": 0.15,
+    ONCHAIN_FACTOR: 0.10,
 }
 BANDS = ("very weak", "weak", "neutral", "strong", "very strong")  # 0-20-40-60-80-100
 
@@ -143,22 +157,42 @@ def _count_below(ordered: list[float], value: float, *, inclusive: bool = False)
 
 
 def _grade_kind(
-    raw: dict[str, dict[str, float]], weights: Mapping[str, float]
+    raw: dict[str, dict[str, float]],
+    weights: Mapping[str, float],
+    extra: Mapping[str, float] | None = None,
+    extra_weights: Mapping[str, float] | None = None,
 ) -> tuple[dict[str, float], dict[str, dict[str, tuple[float, float]]]]:
-    """Grades of one kind for every symbol with scores, and the per-factor detail."""
+    """Grades of one kind for every symbol with scores, and the per-factor detail.
+
+    `extra` is the optional factor (symbol -> value), ranked only among the scored symbols
+    that have it; those symbols are weighted by `extra_weights`, the others by `weights`.
+    """
     ranks = {f: percentiles({s: scores[f] for s, scores in raw.items()}) for f in weights}
+    extra = {s: v for s, v in (extra or {}).items() if s in raw and math.isfinite(v)}
+    if extra and extra_weights is not None:
+        ranks[ONCHAIN_FACTOR] = percentiles(extra)
     grades: dict[str, float] = {}
     detail: dict[str, dict[str, tuple[float, float]]] = {}
     for symbol, scores in raw.items():
-        grades[symbol] = math.fsum(w * ranks[f][symbol] for f, w in weights.items())
-        detail[symbol] = {f: (scores[f], ranks[f][symbol]) for f in weights}
+        use = weights
+        if symbol in extra and extra_weights is not None:
+            use, scores = extra_weights, {**scores, ONCHAIN_FACTOR: extra[symbol]}
+        grades[symbol] = math.fsum(w * ranks[f][symbol] for f, w in use.items())
+        detail[symbol] = {f: (scores[f], ranks[f][symbol]) for f in use}
     return grades, detail
 
 
 def compute_grades(
-    universe: Mapping[str, Series], as_of: int, params: GradeParams | None = None
+    universe: Mapping[str, Series],
+    as_of: int,
+    params: GradeParams | None = None,
+    onchain: Mapping[str, float] | None = None,
 ) -> dict[str, Grade]:
-    """Grades of every symbol in `universe` (symbol -> its chosen instrument's candles)."""
+    """Grades of every symbol in `universe` (symbol -> its chosen instrument's candles).
+
+    `onchain` holds the on-chain activity factor of the symbols that have one (symbol ->
+    activity growth at `as_of`); it joins their investor grade only.
+    """
     params = params or GradeParams()
     kinds = {
         "trader": (params.trader_window_ms, TRADER_WEIGHTS, False),
@@ -172,7 +206,12 @@ def compute_grades(
             scores = factor_scores(series, as_of, window, params, depth=depth)
             if scores is not None:
                 raw[symbol] = scores
-        values[kind], details[kind] = _grade_kind(raw, weights)
+        if kind == "investor":
+            values[kind], details[kind] = _grade_kind(
+                raw, weights, onchain, ONCHAIN_INVESTOR_WEIGHTS
+            )
+        else:
+            values[kind], details[kind] = _grade_kind(raw, weights)
     return {
         symbol: Grade(
             symbol,
