@@ -21,6 +21,7 @@ import orjson
 
 from cryptopulse.analytics import _payloads
 from cryptopulse.analytics._compute import Computed, compute
+from cryptopulse.analytics._onchain import daily_activity
 from cryptopulse.analytics._series import SeriesBuffer, choose_instruments
 from cryptopulse.analytics._signals import LiveSignals, warm_state
 from cryptopulse.analytics.registry import load_registry
@@ -32,6 +33,7 @@ from cryptopulse.domain.sectors import SectorParams, SectorSnapshot
 from cryptopulse.domain.tokens import TokenRegistry
 from cryptopulse.settings import Settings
 from cryptopulse.store.analytics import AnalyticsStore, GradeRow, SectorRow, SignalRow
+from cryptopulse.store.onchain import OnchainStore
 from cryptopulse.store.sql import SQLStore
 
 __all__ = ["AnalyticsService"]
@@ -75,6 +77,8 @@ class AnalyticsService:
         self.store = AnalyticsStore(store)
         self.bus = bus
         self.registry = registry or load_registry(settings.tokens_path)
+        # The investor grade's on-chain factor reads the day rollups (docs/grades.md).
+        self.onchain = OnchainStore(store) if settings.onchain_chains else None
         self.grade_params = GradeParams(interval_ms=self.interval_ms)
         self.sector_params = SectorParams(
             interval_ms=self.interval_ms,
@@ -265,6 +269,7 @@ class AnalyticsService:
         times = [as_of]
         if backfill:  # hourly points for the last day, so the 24 h change exists at once
             times += [as_of - h * HOUR_MS for h in range(1, 25)]
+        onchain = await self._onchain_activity(as_of)
         result = await asyncio.to_thread(
             compute,
             universe,
@@ -273,6 +278,7 @@ class AnalyticsService:
             times,
             self.grade_params,
             self.sector_params,
+            onchain,
         )
         await self._store_grades(result, chosen)
         before = await self._grades_before(result, chosen)
@@ -286,6 +292,17 @@ class AnalyticsService:
             for hook in self.state_hooks:
                 hook(previous, self.state)
         await self._publish_state(self.state)
+
+    async def _onchain_activity(self, as_of: int) -> dict[str, dict[int, float]]:
+        """Tracked tokens' daily on-chain activity; none when no chain is configured or
+        the on-chain tables cannot be read (grades then go without the factor)."""
+        if self.onchain is None:
+            return {}
+        try:
+            return await daily_activity(self.onchain, self.settings.onchain_chains, as_of)
+        except Exception:
+            log.exception("reading on-chain activity failed; investor grades without it")
+            return {}
 
     async def _store_grades(self, result: Computed, chosen: dict[str, str]) -> None:
         rows = [
