@@ -182,7 +182,9 @@ class Stream:
         credential = await self.client.credential()
         if credential:
             headers["Authorization"] = f"Bearer {credential}"
-        async with connect(self.ws_url, additional_headers=headers, open_timeout=5) as ws:
+        async with connect(
+            self.ws_url, additional_headers=headers, open_timeout=5, close_timeout=1
+        ) as ws:
             self._ws = ws
             resume = self.resume_points()
             await self._send({"op": "subscribe", "id": 0, "channels": list(self.channels),
