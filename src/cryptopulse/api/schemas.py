@@ -89,11 +89,29 @@ class FeedOut(BaseModel):
     last_error: str | None
 
 
+class ChainFeedOut(BaseModel):
+    name: str
+    chain_id: int
+    connected: bool
+    websocket: bool = Field(description="newHeads subscription live")
+    head: int | None = Field(description="the node's latest block")
+    processed: int | None = Field(description="newest block processed (confirmed)")
+    lag_blocks: int | None = Field(description="head - processed, confirmation depth included")
+    confirmations: int
+    last_message: int | None = Field(description="when the node last answered, ms")
+    age_ms: int | None
+    reorgs: int
+    last_error: str | None
+
+
 class Readiness(BaseModel):
     status: Literal["ready", "not_ready"]
     mode: str = Field(description="live, simulated, replay…: where market data comes from")
     store: bool
     feeds: list[FeedOut]
+    chains: list[ChainFeedOut] = Field(
+        default_factory=list, description="EVM chain feeds (informational; not gating)"
+    )
 
 
 class Health(BaseModel):

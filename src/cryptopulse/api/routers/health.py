@@ -16,6 +16,7 @@ from starlette.responses import Response
 from cryptopulse.api.deps import ServicesDep
 from cryptopulse.api.metrics import REGISTRY, FeedCollector
 from cryptopulse.api.schemas import Health, Readiness
+from cryptopulse.runtime import Services
 from cryptopulse.sources.base import now_ms
 
 router = APIRouter(tags=["operations"])
@@ -90,8 +91,38 @@ async def readyz(services: ServicesDep) -> Response:
         "bus": bus_ok,
         "dependencies": {"store": store, "bus": bus},
         "feeds": feeds,
+        "chains": _chains(services, now),
     }
     return Response(orjson.dumps(body), 200 if ready else 503, media_type="application/json")
+
+
+def _chains(services: Services, now: int) -> list[dict[str, Any]]:
+    """The EVM chain feeds, for information: they do not decide readiness (market data and
+    the stored on-chain history are served whether or not an RPC endpoint answers)."""
+    if services.onchain is None:
+        return []
+    out = []
+    for feed in services.onchain.chains.values():
+        status = feed.status
+        head, processed = status.head, status.processed
+        out.append(
+            {
+                "name": feed.config.name,
+                "chain_id": feed.config.chain_id,
+                "connected": status.connected,
+                "websocket": status.websocket,
+                "head": head,
+                "processed": processed,
+                # Includes the confirmation depth: a caught-up feed lags by `confirmations`.
+                "lag_blocks": None if head is None or processed is None else head - processed,
+                "confirmations": feed.config.confirmations,
+                "last_message": status.last_message,
+                "age_ms": None if status.last_message is None else now - status.last_message,
+                "reorgs": status.reorgs,
+                "last_error": status.last_error,
+            }
+        )
+    return out
 
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
