@@ -56,6 +56,9 @@ class Services:
     # (docs/alerts.md); wired by `wire_alerts`.
     alerts: AlertService | None = None
     delivery: DeliveryWorker | None = None
+    # Scale-out API worker: the Redis lock deciding which process publishes analytics
+    # (an `AnalyticsLeader`; None in embedded mode, where this process always does).
+    analytics_leader: Any = None
     # Keys, tokens, plans, rate limits, usage (built from settings and the store).
     access: AccessControl = field(init=False)
 
@@ -129,8 +132,9 @@ class Services:
             # API-only replicas serve the stored metrics; the chains are followed elsewhere.
             await self.onchain.start(follow=self.role != "api")
         if self.alerts is not None:
-            # Scale-out: the ingest process evaluates; it reloads what API replicas change.
-            self.alerts.refresh_s = 2.0 if self.role == "ingest" else None
+            # Scale-out: ingest evaluates market rules, the analytics leader (an API worker)
+            # signal/grade/sector rules; both reload what other processes change.
+            self.alerts.refresh_s = 2.0 if self.role in ("ingest", "api") else None
             await self.alerts.start()
         if self.delivery is not None and self.role != "api":
             self.delivery.start()

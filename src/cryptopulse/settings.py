@@ -131,6 +131,9 @@ class Settings(BaseSettings):
     analytics_history_candles: int = Field(9_000, ge=100, le=100_000)  # kept per instrument
     analytics_warmup_candles: int = Field(2_000, ge=50, le=20_000)  # replayed for indicators
     analytics_debounce_s: float = 1.0  # wait after a close before recomputing grades/sectors
+    # Scale-out: the Redis lock electing the one API process that publishes analytics and
+    # writes its history lapses this long after its holder stops renewing (docs/scale-out.md).
+    analytics_leader_ttl_s: float = Field(5.0, ge=0.3, le=120)
     sector_breakdown_threshold: float = 0.3  # member-to-sector correlation below this: event
     tokens_path: str | None = None  # YAML merged over the shipped token registry
 

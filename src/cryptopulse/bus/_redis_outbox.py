@@ -77,6 +77,22 @@ class Outbox:
         if self._task is None:
             self._task = asyncio.create_task(self._run(), name="redis-bus-outbox")
 
+    async def reload(self, names: list[str]) -> None:
+        """Take the seqs of `names` from Redis as they are (not the larger of ours and
+        theirs): another process published these channels until now (analytics leader
+        takeover), and a seq of ours that Redis refused must not leave a hole."""
+        await self.prepare()
+        try:
+            pipe = self._redis.pipeline(transaction=False)
+            for name in names:
+                pipe.hget(self._keys.meta(name), "seq")
+            stored = dict(zip(names, await pipe.execute(), strict=True))
+        except RedisDown as exc:
+            raise BusUnavailable(f"redis: {exc}") from exc
+        queued = {m.channel: m.seq for m in self._queue if m.channel in stored}
+        for name, seq in stored.items():
+            self._seq[name] = max(as_int(seq) or 0, queued.get(name, 0))
+
     def put(self, channel: str, data: bytes, time_ms: int) -> Message:
         seq = self._seq.get(channel, 0) + 1
         self._seq[channel] = seq

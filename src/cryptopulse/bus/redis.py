@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 from redis.asyncio import Redis
@@ -156,6 +157,21 @@ class RedisBus:
         except RedisDown as exc:
             raise BusUnavailable(f"redis: {exc}") from exc
         return entry_message(channel, newest[0]) if newest else None
+
+    async def published_channels(self) -> list[str]:
+        """Every channel any process has published (the `channels` set in Redis)."""
+        try:
+            async with asyncio.timeout(self._timeout_s):
+                members: Any = await self.redis.smembers(self.keys.channels)
+        except RedisDown as exc:
+            raise BusUnavailable(f"redis: {exc}") from exc
+        return sorted(m.decode() for m in members)
+
+    async def claim_channels(self, match: Callable[[str], bool]) -> None:
+        """Continue the numbering of the channels `match` selects from Redis: this process
+        takes over publishing them from another (the analytics leader)."""
+        names = [c for c in await self.published_channels() if match(c)]
+        await self.outbox.reload(names)
 
     def channels(self) -> list[str]:
         """Channels this process published or follows (not every channel in Redis)."""

@@ -82,7 +82,15 @@ def ingest_services(settings: Settings) -> Services:
     from cryptopulse.sources.auto import build_sources
 
     shard = parse_shard(settings.shard)
-    narrowed = settings.model_copy(update={"instruments": shard.select(settings.instruments)})
+    # Analytics and predictions need every instrument: API workers compute them from the
+    # closed candles on the bus (one of them publishes); a shard only has its own subset.
+    narrowed = settings.model_copy(
+        update={
+            "instruments": shard.select(settings.instruments),
+            "analytics_enabled": False,
+            "ml_enabled": False,
+        }
+    )
     sources, supervisors = build_sources(narrowed)
     wrapped: list[Source] = [ShardedSource(s, shard) for s in sources]
     services = Services.create(

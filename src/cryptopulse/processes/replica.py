@@ -32,8 +32,11 @@ def is_scale_out(settings: Settings) -> bool:
 
 
 def api_services(settings: Settings) -> Services:
-    """Services of an API-only worker: no sources, market state followed from the bus."""
-    services = Services.create(settings, sources=[], supervisors=[follow_market])
+    """Services of an API-only worker: no sources, market state followed from the bus,
+    analytics computed from the closed candles on the bus (published by one leader)."""
+    from cryptopulse.processes._analytics import follow_analytics
+
+    services = Services.create(settings, sources=[], supervisors=[follow_market, follow_analytics])
     services.role = "api"
     return services
 
