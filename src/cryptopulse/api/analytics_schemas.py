@@ -155,6 +155,14 @@ class SupplyOut(BaseModel):
     as_of: str | None = Field(description="date the supply figures were taken")
 
 
+class TokenOnchainSupply(BaseModel):
+    chain: str
+    token: str = Field(description="contract address")
+    block_number: int
+    time: int = Field(description="the block's time, ms: the supply's as-of")
+    total_supply: float = Field(description="token units")
+
+
 class RegistryToken(BaseModel):
     symbol: str
     name: str
@@ -164,7 +172,17 @@ class RegistryToken(BaseModel):
     quote: str | None = Field(description="currency of price, market cap and FDV")
     price: float | None
     market_cap: float | None = Field(description="price x circulating supply")
-    fdv: float | None = Field(description="price x max supply (total when uncapped)")
+    fdv: float | None = Field(
+        description="price x fdv_supply: the on-chain total supply when fresh, else the "
+        "registry's max supply (total when uncapped)"
+    )
+    supply_source: Literal["onchain", "registry"] = Field(
+        description="where fdv_supply comes from (docs/onchain.md)"
+    )
+    fdv_supply: float | None = Field(description="the supply FDV is computed with")
+    onchain_supply: TokenOnchainSupply | None = Field(
+        description="the fresh on-chain totalSupply() read FDV uses, if any"
+    )
 
 
 class RegistryTokenList(BaseModel):

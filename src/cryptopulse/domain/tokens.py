@@ -4,7 +4,9 @@ The registry is data (a YAML document shipped in `cryptopulse/data/tokens.yaml`,
 the user's own file); this module only parses mappings already read and does arithmetic.
 
 - market cap = price x circulating supply
-- FDV (fully diluted valuation) = price x max supply, or x total supply when there is no cap
+- FDV (fully diluted valuation) = price x max supply, or x total supply when there is no cap;
+  or price x the token's `totalSupply()` read on-chain, when a fresh one is known
+  (`OnchainSupply`, see `fresh_supply`)
 
 Both are in the quote currency of the price used, and come with the supply's as-of date.
 """
@@ -17,13 +19,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = [
+    "SUPPLY_FRESH_MS",
     "InvalidRegistry",
+    "OnchainSupply",
     "Sector",
     "Supply",
     "Token",
     "TokenRegistry",
     "Valuation",
     "check",
+    "fresh_supply",
     "registry_from_mapping",
     "valuation",
 ]
@@ -73,21 +78,50 @@ class TokenRegistry:
         return TokenRegistry({**self.tokens, **other.tokens}, {**self.sectors, **other.sectors})
 
 
+# An on-chain total supply read within this long (by its block's time) replaces the
+# registry's static figure for FDV; an older one means the feed has stopped.
+SUPPLY_FRESH_MS = 24 * 3_600_000
+
+
+@dataclass(frozen=True, slots=True)
+class OnchainSupply:
+    """A token's `totalSupply()` read on one chain at one block (token units)."""
+
+    chain: str
+    token: str  # contract address
+    block_number: int
+    time: int  # the block's time, ms
+    total: float
+
+
+def fresh_supply(candidates: Iterable[OnchainSupply], now: int) -> OnchainSupply | None:
+    """The on-chain supply to value a token with: among the reads no older than
+    `SUPPLY_FRESH_MS`, the largest (a token tracked on several chains is usually issued on
+    one and bridged to the others; summing would count the bridged supply twice)."""
+    fresh = [c for c in candidates if now - c.time <= SUPPLY_FRESH_MS]
+    return max(fresh, key=lambda c: (c.total, c.chain), default=None)
+
+
 @dataclass(frozen=True, slots=True)
 class Valuation:
     price: float
     market_cap: float | None
     fdv: float | None
-    as_of: str | None
+    as_of: str | None  # of the registry's figures
+    supply_source: str = "registry"  # of the supply FDV uses: "registry" or "onchain"
+    fdv_supply: float | None = None
 
 
-def valuation(token: Token, price: float) -> Valuation:
-    """Market cap (x circulating) and FDV (x max, else x total) at `price`."""
+def valuation(token: Token, price: float, onchain: OnchainSupply | None = None) -> Valuation:
+    """Market cap (x circulating) and FDV (x the on-chain total supply when given, else x
+    max, else x total) at `price`."""
     s = token.supply
     cap = price * s.circulating if s.circulating is not None else None
+    if onchain is not None:
+        return Valuation(price, cap, price * onchain.total, s.as_of, "onchain", onchain.total)
     diluted = s.max if s.max is not None else s.total
     fdv = price * diluted if diluted is not None else None
-    return Valuation(price, cap, fdv, s.as_of)
+    return Valuation(price, cap, fdv, s.as_of, "registry", diluted)
 
 
 def _number(value: object, where: str) -> float | None:

@@ -31,9 +31,11 @@ from cryptopulse.api.routers._analytics import (
     offset_page,
     time_page,
 )
+from cryptopulse.api.routers._token_supply import onchain_supplies
 from cryptopulse.domain.instruments import parse_instrument
-from cryptopulse.domain.tokens import Token, valuation
+from cryptopulse.domain.tokens import OnchainSupply, Token, fresh_supply, valuation
 from cryptopulse.runtime import Services
+from cryptopulse.sources.base import now_ms
 
 router = make_router()
 
@@ -126,8 +128,27 @@ def _price(services: Services, analytics: AnalyticsService, symbol: str) -> tupl
     return name, buffer.closes[-1]
 
 
-def token_body(services: Services, analytics: AnalyticsService, token: Token) -> dict[str, Any]:
+def _onchain_body(onchain: OnchainSupply | None) -> dict[str, Any] | None:
+    if onchain is None:
+        return None
+    return {
+        "chain": onchain.chain,
+        "token": onchain.token,
+        "block_number": onchain.block_number,
+        "time": onchain.time,
+        "total_supply": onchain.total,
+    }
+
+
+def token_body(
+    services: Services,
+    analytics: AnalyticsService,
+    token: Token,
+    onchain: OnchainSupply | None = None,
+) -> dict[str, Any]:
+    """A registry token; FDV uses `onchain` (a fresh on-chain total supply) when given."""
     s = token.supply
+    diluted = s.max if s.max is not None else s.total
     body: dict[str, Any] = {
         "symbol": token.symbol,
         "name": token.name,
@@ -138,10 +159,13 @@ def token_body(services: Services, analytics: AnalyticsService, token: Token) ->
         "price": None,
         "market_cap": None,
         "fdv": None,
+        "supply_source": "onchain" if onchain is not None else "registry",
+        "fdv_supply": onchain.total if onchain is not None else diluted,
+        "onchain_supply": _onchain_body(onchain),
     }
     if token.symbol in analytics.state.instruments:
         name, price = _price(services, analytics, token.symbol)
-        value = valuation(token, price)
+        value = valuation(token, price, onchain)
         body.update(
             instrument=name,
             quote=parse_instrument(name).quote,
@@ -168,7 +192,11 @@ async def list_tokens(
         t for s, t in sorted(registry.tokens.items()) if sector is None or sector in t.sectors
     ]
     page, next_cursor = offset_page(tokens, limit, cursor)
-    data = [token_body(services, analytics, t) for t in page]
+    supplies, now = await onchain_supplies(services.onchain), now_ms()
+    data = [
+        token_body(services, analytics, t, fresh_supply(supplies.get(t.symbol, ()), now))
+        for t in page
+    ]
     return json_response({"data": data, "next_cursor": next_cursor})
 
 
@@ -178,4 +206,6 @@ async def get_token(services: ServicesDep, symbol: SymbolPath) -> Response:
     token = analytics.registry.tokens.get(symbol.upper())
     if token is None:
         raise not_found(f"{symbol!r} is not in the token registry; see /v1/tokens")
-    return json_response(token_body(services, analytics, token))
+    supplies = await onchain_supplies(services.onchain)
+    onchain = fresh_supply(supplies.get(token.symbol, ()), now_ms())
+    return json_response(token_body(services, analytics, token, onchain))
