@@ -57,6 +57,7 @@ from cryptopulse.client._core import (
     token_form,
 )
 from cryptopulse.client.errors import Unauthorized
+from cryptopulse.client.stream import Stream
 
 __all__ = ["AsyncClient"]
 
@@ -164,12 +165,26 @@ class AsyncClient(AlertsApi):
                 return
 
     def stream(
-        self, channels: Iterable[str], resume: Mapping[str, int] | None = None, **options: Any
-    ) -> Any:
-        """A resumable live stream of `channels` (see `cryptopulse.client.stream.Stream`)."""
-        from cryptopulse.client.stream import Stream
-
-        return Stream(self, list(channels), dict(resume or {}), **options)
+        self,
+        channels: Iterable[str],
+        resume: Mapping[str, int] | None = None,
+        *,
+        backoff_s: float = 0.1,
+        max_backoff_s: float = 5.0,
+        idle_timeout_s: float = 40.0,
+        refill_wait_s: float = 3.0,
+    ) -> Stream:
+        """A resumable live stream of `channels` (see `cryptopulse.client.stream.Stream`);
+        `resume` maps channels to the last seq seen by an earlier stream."""
+        return Stream(
+            self,
+            list(channels),
+            dict(resume or {}),
+            backoff_s=backoff_s,
+            max_backoff_s=max_backoff_s,
+            idle_timeout_s=idle_timeout_s,
+            refill_wait_s=refill_wait_s,
+        )
 
     # -- health ------------------------------------------------------------------------
 
