@@ -18,6 +18,7 @@ from redis.asyncio import Redis
 from bus.test_backends import delete_prefix
 from cryptopulse.analytics._leader import AnalyticsLeader, LeaderBus
 from cryptopulse.api import create_app
+from cryptopulse.api.schemas import Readiness
 from cryptopulse.bus.redis import RedisBus
 from cryptopulse.domain.models import Trade
 from cryptopulse.processes import api_services, create_ingest_app
@@ -102,8 +103,7 @@ async def test_api_workers_share_analytics_and_hand_over_publishing(
         ingest: Services = ingest_app.state.services
         await feed_minute(ingest, 0)  # the candle channels exist before the workers look
         apps = [create_app(settings, api_services) for _ in range(2)]
-        for app in apps:
-            await stack.enter_async_context(running(app))
+        clients = [await stack.enter_async_context(running(app)) for app in apps]
         workers: list[Services] = [app.state.services for app in apps]
         await until(lambda: all(s.analytics_leader is not None for s in workers))
         await until(lambda: sum(leader_of(s).leading for s in workers) == 1, timeout=5)
@@ -161,3 +161,6 @@ async def test_api_workers_share_analytics_and_hand_over_publishing(
         for s in workers:
             assert isinstance(s.bus, RedisBus)
             assert s.bus.outbox.refused == 0
+        # /readyz as declared in the OpenAPI document (api/schemas.py)
+        ready = Readiness.model_validate((await clients[0].get("/readyz")).json())
+        assert ready.role == "api" and ready.dependencies.bus.backend == "RedisBus"

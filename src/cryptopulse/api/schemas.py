@@ -104,10 +104,27 @@ class ChainFeedOut(BaseModel):
     last_error: str | None
 
 
+class DependencyOut(BaseModel):
+    ok: bool
+    latency_ms: float = Field(description="time the ping took (at most about 1 s)")
+    error: str | None = Field(description="the kind of failure when not ok")
+    backend: str = Field(description="store: sqlite or postgresql; bus: MemoryBus or RedisBus")
+
+
+class Dependencies(BaseModel):
+    store: DependencyOut
+    bus: DependencyOut
+
+
 class Readiness(BaseModel):
     status: Literal["ready", "not_ready"]
     mode: str = Field(description="live, simulated, replay…: where market data comes from")
+    role: Literal["all", "api", "ingest"] = Field(
+        description="all: embedded; api: scale-out API worker; ingest: ingest shard"
+    )
     store: bool
+    bus: bool = Field(description="the bus answers (Redis in scale-out)")
+    dependencies: Dependencies
     feeds: list[FeedOut]
     chains: list[ChainFeedOut] = Field(
         default_factory=list, description="EVM chain feeds (informational; not gating)"
