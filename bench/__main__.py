@@ -1,5 +1,6 @@
 """`python -m bench`: the indicator benchmark; `python -m bench predictions`: the
-prediction (micro-batching) benchmark; `python -m bench alerts`: alert-rule evaluation."""
+prediction (micro-batching) benchmark; `python -m bench alerts`: alert-rule evaluation;
+`python -m bench ingest`: ingestion; `python -m bench serialization`: candles on the wire."""
 
 import sys
 
@@ -8,6 +9,14 @@ if __name__ == "__main__":
         from bench.alerts import main as alerts
 
         raise SystemExit(alerts(sys.argv[2:]))
+    if sys.argv[1:2] == ["serialization"]:
+        from bench.serialization import main as serialization
+
+        raise SystemExit(serialization(sys.argv[2:]))
+    if sys.argv[1:2] == ["ingest"]:
+        from bench.ingest import main as ingest
+
+        raise SystemExit(ingest(sys.argv[2:]))
     if sys.argv[1:2] == ["predictions"]:
         from bench.predictions import main as predictions
 

@@ -46,6 +46,9 @@ def iso_ms(text: str) -> int:
     return (stamp - _EPOCH) // _MS + millis
 
 
+# Cached: a feed names a handful of products, and parsing one costs more than the rest of
+# the trade's normalization.
+@functools.lru_cache(maxsize=4096)
 def instrument_of(product_id: str) -> str:
     return str(parse_instrument(f"{EXCHANGE}:{product_id}"))
 
