@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from cryptopulse.analytics import AnalyticsService
-from cryptopulse.analytics._onchain import activity_factor, daily_activity
+from cryptopulse.analytics._onchain import ActivityReader, activity_factor, daily_activity
 from cryptopulse.bus.memory import MemoryBus
 from cryptopulse.domain._onchain_rollup import ChainRollup, TokenRollup
 from cryptopulse.domain.grades import ONCHAIN_FACTOR
@@ -165,3 +165,15 @@ async def test_too_little_onchain_history_means_no_factor(store: SQLStore) -> No
     await write_days(store, [(d, 50) for d in days_before_today(5)])  # under half a window
     service = await started(store, onchain_chains=[chain_config()])
     assert ONCHAIN_FACTOR not in service.state.grades["AAA"].factors["investor"]
+
+
+async def test_reader_keeps_a_day_for_its_ttl_and_rereads_after(store: SQLStore) -> None:
+    days = days_before_today(14)
+    await write_days(store, [(d, 100) for d in days[:7]])
+    cached = ActivityReader(OnchainStore(store), [chain_config()])
+    fresh = ActivityReader(OnchainStore(store), [chain_config()], ttl_s=0.0)
+    assert (await cached.read(AS_OF))["AAA"] == (await fresh.read(AS_OF))["AAA"]
+    await write_days(store, [(d, 200) for d in days[7:]])
+    assert len((await cached.read(AS_OF))["AAA"]) == 7  # within its TTL: not read again
+    assert len((await fresh.read(AS_OF))["AAA"]) == 14
+    assert len((await cached.read(AS_OF + DAY_MS))["AAA"]) == 14  # a new day: read again

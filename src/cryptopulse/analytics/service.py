@@ -21,7 +21,7 @@ import orjson
 
 from cryptopulse.analytics import _payloads
 from cryptopulse.analytics._compute import Computed, compute
-from cryptopulse.analytics._onchain import daily_activity
+from cryptopulse.analytics._onchain import ActivityReader
 from cryptopulse.analytics._series import SeriesBuffer, choose_instruments
 from cryptopulse.analytics._signals import LiveSignals, warm_state
 from cryptopulse.analytics.registry import load_registry
@@ -78,7 +78,11 @@ class AnalyticsService:
         self.bus = bus
         self.registry = registry or load_registry(settings.tokens_path)
         # The investor grade's on-chain factor reads the day rollups (docs/grades.md).
-        self.onchain = OnchainStore(store) if settings.onchain_chains else None
+        self.onchain = (
+            ActivityReader(OnchainStore(store), settings.onchain_chains)
+            if settings.onchain_chains
+            else None
+        )
         self.grade_params = GradeParams(interval_ms=self.interval_ms)
         self.sector_params = SectorParams(
             interval_ms=self.interval_ms,
@@ -299,7 +303,7 @@ class AnalyticsService:
         if self.onchain is None:
             return {}
         try:
-            return await daily_activity(self.onchain, self.settings.onchain_chains, as_of)
+            return await self.onchain.read(as_of)
         except Exception:
             log.exception("reading on-chain activity failed; investor grades without it")
             return {}
