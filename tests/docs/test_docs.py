@@ -179,9 +179,10 @@ def test_readme_curl_examples(served: Served, workdir: Path) -> None:
     assert setup.startswith("KEY=") and len(curls) >= 6
     bodies = []
     for curl in curls:
-        code = f"{setup}\n{curl.split('  #')[0]} -w '\\n%{{http_code}}'"
+        command = curl.split("  #")[0]
+        code = f"{setup}\n{command} -w '\\n%{{http_code}}'"
         body, status = run_sample("sh", code, served, workdir).rsplit("\n", 1)
-        if "coinbase:" in curl:
+        if "coinbase:" in command:
             # A live-feed example: offline (the simulator) that venue has no instrument.
             assert status == "404" and '"type"' in body, (curl, status, body)
         else:
