@@ -156,9 +156,6 @@ class Settings(BaseSettings):
     plans: dict[str, dict[str, int]] = Field(default_factory=dict)
     # `memory://` (one process) or `redis://host:port/db` (shared by workers and replicas).
     rate_limit_storage_url: str = "memory://"
-    # Each call to the rate-limit Redis (connect, command): short, so an unreachable Redis
-    # answers REST with a 503 within a second instead of hanging.
-    rate_limit_timeout_s: float = Field(0.5, gt=0, le=10)
     auth_failures_per_minute: int = 30  # per client address
     usage_flush_interval_s: float = 5.0
     max_request_bytes: int = 1_048_576  # larger bodies get 413

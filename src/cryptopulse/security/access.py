@@ -81,7 +81,7 @@ class AccessControl:
         self.limiter = RateLimiter(
             settings.rate_limit_storage_url,
             settings.auth_failures_per_minute,
-            settings.rate_limit_timeout_s,
+            settings.outbound_timeout_s,
         )
         self.usage = UsageRecorder(self.db, settings.usage_flush_interval_s)
         self._ttl = settings.key_cache_ttl_s

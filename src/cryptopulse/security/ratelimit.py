@@ -27,15 +27,9 @@ def storage_url(url: str, timeout_s: float = 5.0) -> tuple[str, dict[str, Any]]:
     """The `limits` async storage URI (and options) for a settings URL."""
     if url.startswith(("redis://", "rediss://")):
         # A bounded pool that waits for a free connection (a burst of requests must not
-        # fail with "too many connections"), with a timeout on connecting and on every
-        # Redis call: an unreachable Redis (blackholed, not just stopped) must not hold a
-        # request past a second (it becomes a 503).
+        # fail with "too many connections"), with a timeout on every Redis call.
         pool = BlockingConnectionPool.from_url(
-            url,
-            max_connections=64,
-            timeout=timeout_s,
-            socket_timeout=timeout_s,
-            socket_connect_timeout=timeout_s,
+            url, max_connections=64, timeout=timeout_s, socket_timeout=timeout_s
         )
         return "async+" + url, {"implementation": "redispy", "connection_pool": pool}
     if url.startswith("memory://"):
