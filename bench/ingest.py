@@ -113,11 +113,15 @@ def measure(
     return out
 
 
+def _ratio(x: float) -> str:
+    return f"{x:.2f}×" if x >= 0.1 else f"{x:.4f}× (1/{1 / x:.0f})"
+
+
 def _row(name: str, runs: list[tuple[float, float]], trades: int, ref: dict[str, float]) -> str:
     rates = [trades / w for w, _ in runs]
     cpu_us = [c / trades * 1e6 for _, c in runs]
     rate = statistics.median(rates)
-    ratios = " | ".join(f"{rate / r:.2f}×" for r in ref.values())
+    ratios = " | ".join(_ratio(rate / r) for r in ref.values())
     return (
         f"| {name} | {rate:,.0f} ({min(rates):,.0f}–{max(rates):,.0f}) "
         f"| {statistics.median(cpu_us):.2f} ({min(cpu_us):.2f}–{max(cpu_us):.2f}) | {ratios} |"

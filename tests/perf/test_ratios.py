@@ -1,0 +1,143 @@
+"""Perf regressions fail the build: ratios measured side by side in one process, never times.
+
+Each check takes the best of several short rounds of both contenders, interleaved, so a
+busy machine slows both sides alike; floors sit well under the figures measured on the
+shared 2-CPU VM (docs/benchmarks.md), so only a real regression crosses them.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import pytest
+from fastapi import FastAPI
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from cryptopulse.api import create_app
+from cryptopulse.domain.models import Trade
+from cryptopulse.runtime import Services
+from cryptopulse.security.management import create_key
+from cryptopulse.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+# bench/ is not an installed package: the benchmark's capture loader is reused from there.
+sys.path.insert(0, str(ROOT))
+
+from bench._captures import laps, load_trade_frames  # noqa: E402
+from bench.ingest import run_msgspec, run_pipeline  # noqa: E402
+
+# Measured (docs/benchmarks.md): the pipeline at ~1/140 of msgspec decode-only, the ticker
+# route at ~0.28x the bare route. The issue's target for the route is 0.6x and is NOT met
+# yet (auth + rate limit + FastAPI dependencies cost ~2.5x the bare route): this floor
+# guards today's figure against regressions, and moves up as the route gets faster.
+PIPELINE_FLOOR = 1 / 400
+TICKER_FLOOR = 0.15
+
+
+def _best_cpu(fn: Callable[[], object], rounds: int) -> float:
+    best = float("inf")
+    for _ in range(rounds):
+        t0 = time.process_time()
+        fn()
+        best = min(best, time.process_time() - t0)
+    return best
+
+
+def test_pipeline_keeps_its_ratio_to_decode_only() -> None:
+    frames = laps(load_trade_frames(), 10)
+    pipeline = decode = float("inf")
+    for _ in range(5):
+        pipeline = min(pipeline, _best_cpu(lambda: run_pipeline(frames), 1))
+        decode = min(decode, _best_cpu(lambda: run_msgspec(frames), 1))
+    print(f"pipeline vs decode-only: {decode / pipeline:.4f}x")
+    assert decode / pipeline >= PIPELINE_FLOOR, f"pipeline at {decode / pipeline:.4f}x decode"
+
+
+class _Asgi:
+    """Calls an ASGI app directly (no client library in the measured path)."""
+
+    def __init__(self, app: FastAPI, key: str) -> None:
+        self.app = app
+        self.headers = [(b"host", b"test"), (b"authorization", f"Bearer {key}".encode())]
+        self.status = 0
+
+    async def get(self, path: str) -> int:
+        scope = {
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": "GET",
+            "scheme": "http",
+            "path": path,
+            "raw_path": path.encode(),
+            "query_string": b"",
+            "root_path": "",
+            "headers": self.headers,
+            "client": ("127.0.0.1", 50000),
+            "server": ("test", 80),
+        }
+
+        async def receive() -> dict[str, object]:
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        async def send(message: dict[str, object]) -> None:
+            if message["type"] == "http.response.start":
+                self.status = int(message["status"])  # type: ignore[call-overload]
+
+        await self.app(scope, receive, send)
+        return self.status
+
+
+@pytest.fixture
+async def app(tmp_path: Path) -> AsyncIterator[FastAPI]:
+    settings = Settings(
+        database_url=f"sqlite+aiosqlite:///{tmp_path}/perf.db", source="sim", bootstrap_key=False
+    )
+    app = create_app(settings, lambda s: Services.create(s, sources=[]))
+    async with app.router.lifespan_context(app):
+        yield app
+
+
+async def test_ticker_route_keeps_its_ratio_to_a_bare_route(app: FastAPI) -> None:
+    services: Services = app.state.services
+    services.market.note_instrument("coinbase:BTC-USD", "replay")
+    await services.pipeline.on_trade(Trade("coinbase:BTC-USD", "1", 100.0, 1.0, "buy", 1, 2))
+    new = await create_key(
+        services.access.db,
+        account="perf",
+        name="perf key",
+        scopes=["market:read"],
+        plan="enterprise",  # burst 1,000: every measured request stays under the limit
+        plans=set(services.access.plans),
+        actor="test",
+    )
+    client = _Asgi(app, new.key)
+    assert await client.get("/v1/tickers/coinbase:BTC-USD") == 200
+    body = b'{"instrument":"coinbase:BTC-USD","last":100.0}'
+
+    async def bare(request: Request) -> Response:
+        return Response(body, media_type="application/json")
+
+    # The same server: the bare route runs behind the same middleware stack.
+    app.router.routes.append(Route("/bare/ticker", bare))
+    assert await client.get("/bare/ticker") == 200
+
+    async def round_of(path: str, n: int = 60) -> float:
+        t0 = time.process_time()
+        for _ in range(n):
+            await client.get(path)
+        assert client.status == 200
+        return time.process_time() - t0
+
+    ours = bare_cost = float("inf")
+    for _ in range(5):
+        ours = min(ours, await round_of("/v1/tickers/coinbase:BTC-USD"))
+        bare_cost = min(bare_cost, await round_of("/bare/ticker"))
+    ratio = bare_cost / ours
+    print(f"ticker route vs bare: {ratio:.2f}x")
+    assert ratio >= TICKER_FLOOR, f"ticker route at {ratio:.2f}x the bare route"
