@@ -247,3 +247,7 @@ def wire_alerts(services: Services) -> None:
     if settings.delivery_embedded:
         services.delivery = DeliveryWorker(settings, services.store, services.bus)
         alerts.committed = services.delivery.wake
+    # Local: the metrics module imports `cryptopulse.api`, which imports this module.
+    from cryptopulse.delivery.metrics import AlertCollector
+
+    AlertCollector.bind(alerts, services.delivery)

@@ -189,6 +189,9 @@ async def test_fired_alert_reaches_owner_stream_and_webhook(tmp_path: Path) -> N
             assert receiver.received[0]["id"] == event["id"] == receiver.ids[0]
             events = (await client.get("/v1/alerts/events")).json()["data"]
             assert [e["id"] for e in events] == [event["id"]]
+            metrics = (await client.get("/metrics")).text
+            assert "cryptopulse_alerts_fired_total 1.0" in metrics
+            assert "cryptopulse_webhook_delivered_total 1.0" in metrics
             # resume after the seq seen: nothing missed, nothing repeated
             async with connect(
                 ws_url, additional_headers={"Authorization": f"Bearer {alice}"}

@@ -79,6 +79,7 @@ class AlertService:
         # Set after firings are committed: the relay of this process wakes up at once.
         self.committed = asyncio.Event()
         self.failed_flushes = 0
+        self.written = 0  # alert events committed
         self._pending: list[Firing] = []
         self._stamps: dict[str, int] = {}  # rule id -> updated_at seen (refresh)
         self._tasks: list[asyncio.Task[None]] = []
@@ -172,6 +173,7 @@ class AlertService:
         except Exception:
             self._pending[:0] = firings
             raise
+        self.written += len(events)
         self.committed.set()
         return len(events)
 
