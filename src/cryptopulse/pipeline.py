@@ -57,8 +57,9 @@ class Pipeline:
         self._pair_candles: dict[str, CandleAggregator] = {}
         self._pairs: dict[str, str] = {}  # venue instrument -> its pair, parsed once
         # The memory bus publishes without awaiting anything: calling it directly saves a
-        # coroutine per message (~15 per trade) and changes nothing else.
-        self._publish_now = bus.publish_nowait if isinstance(bus, MemoryBus) else None
+        # coroutine per message (~15 per trade), and it serializes a record only when
+        # someone reads it (same bytes). Other buses get the JSON now.
+        self._publish_now = bus.publish_record_nowait if isinstance(bus, MemoryBus) else None
         self.stats = PipelineStats()
         # Awaited with every closed candle after it is published (analytics hooks in here).
         self.closed_candle_hooks: list[Callable[[Candle], Awaitable[None]]] = []
@@ -87,7 +88,7 @@ class Pipeline:
         self.stats.trades += 1
         if self.writer is not None:
             self.writer.add_trade(trade)
-        pending = self._publish(f"trades:{trade.instrument}", _dumps(trade), trade.time)
+        pending = self._publish(f"trades:{trade.instrument}", trade, trade.time)
         if pending is not None:
             await pending
         await self._emit_candles(changed)
@@ -150,16 +151,18 @@ class Pipeline:
         if ticker.last is not None:
             for price_hook in self.price_hooks:
                 price_hook(ticker.instrument, ticker.last, ticker.time)
-        pending = self._publish(f"ticker:{ticker.instrument}", _dumps(ticker), ticker.time)
+        pending = self._publish(f"ticker:{ticker.instrument}", ticker, ticker.time)
         if pending is not None:
             await pending
 
-    def _publish(self, channel: str, data: bytes, time: int) -> Awaitable[object] | None:
+    def _publish(
+        self, channel: str, record: Trade | Ticker | Candle, time: int
+    ) -> Awaitable[object] | None:
         """Publish; returns the awaitable to wait on, or None when it is done already."""
         if self._publish_now is not None:
-            self._publish_now(channel, data, time)
+            self._publish_now(channel, record, time)
             return None
-        return self.bus.publish(channel, data, time)
+        return self.bus.publish(channel, _dumps(record), time)
 
     async def _emit_candles(self, candles: list[Candle]) -> None:
         for candle in candles:
@@ -168,7 +171,7 @@ class Pipeline:
             if self.writer is not None:
                 self.writer.add_candle(candle)
             channel = f"candles:{candle.instrument}:{candle.interval}"
-            pending = self._publish(channel, _dumps(candle), candle.open_time)
+            pending = self._publish(channel, candle, candle.open_time)
             if pending is not None:
                 await pending
             if candle.closed:

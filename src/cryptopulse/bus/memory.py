@@ -20,6 +20,63 @@ class _Channel:
         self.prefix = b'{"type":"data","channel":' + orjson.dumps(name) + b',"seq":'
 
 
+class _LazyMessage(Message):
+    """A message whose JSON is written on first read, then kept: the same bytes as an eager
+    `Message` of ``orjson.dumps(record)``, for an immutable record. Most candle updates are
+    never read (no subscriber, and pushed out of the history before anyone resumes), so
+    they never pay for serialization."""
+
+    __slots__ = ("_data", "_frame", "_prefix", "_record")
+    _data: bytes | None
+    _frame: bytes | None
+    _prefix: bytes
+    _record: object
+
+    def __init__(self, channel: str, seq: int, time: int, record: object, prefix: bytes) -> None:
+        # Message is frozen: its fields are set the way its generated __init__ sets them.
+        setattr_ = object.__setattr__
+        setattr_(self, "channel", channel)
+        setattr_(self, "seq", seq)
+        setattr_(self, "time", time)
+        setattr_(self, "epoch", 0)
+        setattr_(self, "_record", record)
+        setattr_(self, "_prefix", prefix)
+        setattr_(self, "_data", None)
+        setattr_(self, "_frame", None)
+
+    @property
+    def data(self) -> bytes:
+        data: bytes | None = self._data
+        if data is None:
+            data = orjson.dumps(self._record)
+            object.__setattr__(self, "_data", data)
+        return data
+
+    @property
+    def frame(self) -> bytes:
+        frame: bytes | None = self._frame
+        if frame is None:
+            frame = self._prefix + b'%d,"time":%d,"data":%b}' % (self.seq, self.time, self.data)
+            object.__setattr__(self, "_frame", frame)
+        return frame
+
+    def __eq__(self, other: object) -> bool:
+        # The dataclass __eq__ wants the exact class: equal to an eager Message of the
+        # same fields, as it stands for one.
+        if not isinstance(other, Message):
+            return NotImplemented
+        return (self.channel, self.seq, self.time, self.data, self.frame, self.epoch) == (
+            other.channel,
+            other.seq,
+            other.time,
+            other.data,
+            other.frame,
+            other.epoch,
+        )
+
+    __hash__ = Message.__hash__
+
+
 class MemoryBus:
     """The embedded bus. Publish and subscribe never await, so a subscribe's replay and
     its first live message can never overlap or leave a hole."""
@@ -47,6 +104,20 @@ class MemoryBus:
         # channel's prefix cached; the frame bytes are identical.
         frame = state.prefix + b'%d,"time":%d,"data":%b}' % (state.seq, time, data)
         message = Message(channel, state.seq, time, data, frame)
+        state.history.append(message)
+        if state.subscribers:
+            for subscriber in tuple(state.subscribers):
+                subscriber.deliver(message)
+        return message
+
+    def publish_record_nowait(self, channel: str, record: object, time: int) -> Message:
+        """`publish_nowait` of ``orjson.dumps(record)``, serialized only when first read.
+
+        `record` must be immutable (a frozen dataclass): its JSON is taken at first read.
+        """
+        state = self._channels.get(channel) or self._channel(channel)
+        state.seq += 1
+        message = _LazyMessage(channel, state.seq, time, record, state.prefix)
         state.history.append(message)
         if state.subscribers:
             for subscriber in tuple(state.subscribers):
