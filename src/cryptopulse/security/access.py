@@ -155,22 +155,24 @@ class AccessControl:
         cached = self._cache.get(key_id)
         if cached is not None and time.monotonic() - cached.loaded < self._ttl:
             return cached
-        # One store lookup per key at a time, however many requests are waiting for it.
-        loading = self._loading.get(key_id)
-        if loading is not None:
-            return await loading
-        future: asyncio.Future[_Cached] = asyncio.get_running_loop().create_future()
-        self._loading[key_id] = future
-        try:
-            entry = await self._load(key_id)
-            future.set_result(entry)
-        except BaseException as exc:
-            if not future.done():
-                future.set_exception(exc)
-                future.exception()  # retrieved: waiters re-raise it, nobody logs it twice
-            raise
-        finally:
+        # One store lookup per key at a time, however many requests are waiting for it. The
+        # lookup runs as its own task and callers wait through a shield, so a caller that is
+        # cancelled (client gone) cancels only its own wait, never the others'.
+        task = self._loading.get(key_id)
+        if task is None:
+            task = asyncio.ensure_future(self._load_into_cache(key_id))
+            self._loading[key_id] = task
+            task.add_done_callback(lambda done: self._finish_loading(key_id, done))
+        return await asyncio.shield(task)
+
+    def _finish_loading(self, key_id: str, task: asyncio.Future[_Cached]) -> None:
+        if self._loading.get(key_id) is task:
             del self._loading[key_id]
+        if not task.cancelled():
+            task.exception()  # retrieved: waiters re-raise it, nobody logs it twice
+
+    async def _load_into_cache(self, key_id: str) -> _Cached:
+        entry = await self._load(key_id)
         if len(self._cache) > 100_000:  # random ids must not grow it without bound
             self._cache.clear()
         self._cache[key_id] = entry
