@@ -1,7 +1,7 @@
 """`python -m bench`: the indicator benchmark; `python -m bench predictions`: the
 prediction (micro-batching) benchmark; `python -m bench alerts`: alert-rule evaluation;
 `python -m bench ingest`: ingestion; `python -m bench serialization`: candles on the wire;
-`python -m bench rest`: REST routes under wrk."""
+`python -m bench rest`: REST routes under wrk; `python -m bench fanout`: WebSocket fan-out."""
 
 import sys
 
@@ -10,6 +10,10 @@ if __name__ == "__main__":
         from bench.alerts import main as alerts
 
         raise SystemExit(alerts(sys.argv[2:]))
+    if sys.argv[1:2] == ["fanout"]:
+        from bench.fanout import main as fanout
+
+        raise SystemExit(fanout(sys.argv[2:]))
     if sys.argv[1:2] == ["rest"]:
         from bench.rest import main as rest
 
