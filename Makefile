@@ -42,6 +42,10 @@ test: lint types unit
 # Benchmarks stay out of `make test`; results go to docs/benchmarks.md.
 bench: $(DEV_STAMP)
 	$(BIN)/python -m bench
+	$(BIN)/python -m bench ingest
+	$(BIN)/python -m bench serialization
+	$(BIN)/python -m bench rest
+	$(BIN)/python -m bench fanout
 
 # Rebuild the dashboard (web/, npm) into src/cryptopulse/web/static/, which is committed:
 # `make serve` needs no npm.
