@@ -27,7 +27,7 @@ _MAX_BACKOFF_S = 1.0
 class Follow:
     """One channel followed by this process, with its local subscribers."""
 
-    __slots__ = ("channel", "epoch", "key", "last_seq", "resolved", "subscribers")
+    __slots__ = ("answering", "channel", "epoch", "key", "last_seq", "resolved", "subscribers")
 
     def __init__(self, channel: str, key: str) -> None:
         self.channel = channel
@@ -36,6 +36,9 @@ class Follow:
         self.epoch: int | None = None
         # False until the position to read from is known (a subscribe answered by Redis).
         self.resolved = False
+        # Subscribes being answered from Redis right now: they resolve the position
+        # themselves, and a snapshot from the reader meanwhile would overtake their replay.
+        self.answering = 0
         self.subscribers: list[Subscriber] = []
 
     def resolve(self, seq: int, epoch: int | None) -> None:
@@ -160,6 +163,8 @@ class Reader:
         epochs = [as_int(e) for e in await pipe.execute()]
         for follow, epoch in zip(follows, epochs, strict=True):
             if not follow.resolved:
+                if follow.answering:
+                    continue
                 newest = await self._edge(follow, newest=True)
                 follow.resolve(newest.seq if newest else 0, epoch)
                 if newest is not None:

@@ -111,12 +111,15 @@ class RedisBus:
         # Registered first: anything the reader reads from now on reaches the subscriber,
         # and the answer below covers at least everything it read before.
         follow = self.reader.add(channel, subscriber)
-        await self.start()
+        follow.answering += 1
         try:
+            await self.start()
             async with asyncio.timeout(self._timeout_s):
                 subscription, top, epoch = await self._answer(channel, resume_after)
         except RedisDown as exc:
             raise BusUnavailable(f"redis: {exc}") from exc
+        finally:
+            follow.answering -= 1
         follow.resolve(top, epoch)
         return subscription
 
