@@ -30,7 +30,7 @@ def test_hybrid_bot_smoke(tmp_path: Path) -> None:
             assert time.monotonic() < deadline
             time.sleep(0.2)
         bot = subprocess.Popen(
-            [sys.executable, str(EXAMPLES / "hybrid_bot.py"), "--url", base, "--seconds", "6",
+            [sys.executable, str(EXAMPLES / "hybrid_bot.py"), "--url", base, "--seconds", "20",
              "--webhook-port", str(hook_port)],
             env={"CRYPTOPULSE_API_KEY": key, "PATH": ""},
             stdout=subprocess.PIPE,
@@ -47,7 +47,7 @@ def test_hybrid_bot_smoke(tmp_path: Path) -> None:
                      "webhook-signature": "v1,AAAA"},
         )  # fmt: skip
         assert forged.status_code == 401
-        out, err = bot.communicate(timeout=30)
+        out, err = bot.communicate(timeout=45)
     finally:
         stop(server)
     assert bot.returncode == 0, err
