@@ -29,11 +29,11 @@ PATHS = {
     "candles 100: bare Starlette": "/bare/candles",
     "candles 100: pydantic route": "/peer/candles/coinbase:BTC-USD?limit=100",
 }
-_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
+_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3}
 
 
 def _ms(text: str) -> float:
-    value, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", text).groups()  # type: ignore[union-attr]
+    value, unit = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text).groups()  # type: ignore[union-attr]
     return float(value) * _UNITS[unit]
 
 
@@ -48,7 +48,8 @@ def wrk(url: str, key: str, seconds: int, connections: int) -> tuple[float, floa
         timeout=seconds + 30,
     ).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-    p99 = _ms(re.search(r"99%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
+    # anchored: an unanchored "99%" also matches a "+/- Stdev" column such as "74.99%"
+    p99 = _ms(re.search(r"^\s+99%\s+(\S+)", out, re.MULTILINE).group(1))  # type: ignore[union-attr]
     bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     return rps, p99, int(bad.group(1)) if bad else 0
 
