@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from cryptopulse.domain.instruments import parse_instrument
 from cryptopulse.domain.models import Ticker, Trade
 
+_MAX_PARSED = 10_000
+
 
 @dataclass(slots=True)
 class _VenueState:
@@ -29,11 +31,18 @@ class CompositeBook:
         self.window_ms = window_ms
         self._venues: dict[str, dict[str, _VenueState]] = {}
         self._window_start: dict[str, int] = {}
+        # instrument → (pair, venue): parsing is a regex, and a feed names few instruments.
+        self._parsed: dict[str, tuple[str, str]] = {}
 
     def add_trade(self, trade: Trade) -> Ticker | None:
         """Account one venue trade; return the pair's new composite ticker."""
-        inst = parse_instrument(trade.instrument)
-        pair = inst.pair
+        parsed = self._parsed.get(trade.instrument)
+        if parsed is None:
+            if len(self._parsed) >= _MAX_PARSED:
+                self._parsed.clear()
+            inst = parse_instrument(trade.instrument)
+            parsed = self._parsed[trade.instrument] = (inst.pair, inst.exchange or "")
+        pair, venue = parsed
         venues = self._venues.setdefault(pair, {})
         start = trade.time - trade.time % self.window_ms
         # Only a newer window resets the weights: a delayed trade from the previous window
@@ -42,7 +51,6 @@ class CompositeBook:
             for state in venues.values():
                 state.weight = 0.0
         self._window_start[pair] = max(start, self._window_start.get(pair, start))
-        venue = inst.exchange or ""
         current = venues.get(venue)
         if current is None:
             venues[venue] = _VenueState(trade.price, trade.size, trade.time)
