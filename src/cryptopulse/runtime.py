@@ -188,7 +188,8 @@ class Services:
             source.status.last_error = type(exc).__name__
 
     async def _housekeeping(self) -> None:
-        """Close candles whose interval ended, record new instruments, prune old trades."""
+        """Close candles whose interval ended, record new instruments, prune old trades and
+        finished alert history (every 10 minutes)."""
         grace = self.settings.candle_close_grace_ms
         retention_ms = int(self.settings.trade_retention_hours * 3_600_000)
         recorded: dict[str, str] = {}
@@ -206,8 +207,17 @@ class Services:
                 recorded.update(fresh)
                 if ticks % 600 == 0:
                     await self.store.prune_trades(now_ms() - retention_ms)
+                    await self._prune_alerts()
             except Exception:
                 log.exception("housekeeping failed; continuing")
+
+    async def _prune_alerts(self) -> None:
+        days = self.settings.alert_retention_days
+        if self.alerts is None or days <= 0:
+            return
+        pruned = await self.alerts.db.prune(now_ms() - int(days * 86_400_000))
+        if any(pruned.values()):
+            log.info("alert retention: deleted %s", pruned)
 
     async def stop(self) -> None:
         """Stop sources, flush open candles and pending writes, close everything."""

@@ -234,6 +234,9 @@ class Settings(BaseSettings):
 
     # --- alerts and webhooks (docs/alerts.md) ------------------------------------------
     alerts_enabled: bool = True
+    # Alert events and finished webhook deliveries (with their attempt log) older than this
+    # are deleted by the housekeeping task; pending deliveries are kept. 0 keeps everything.
+    alert_retention_days: float = Field(30.0, ge=0)
     alerts_flush_interval_s: float = 0.1  # firings reach the store (event + outbox) this often
     # Run the outbox relay and webhook dispatcher inside `serve` / `ingest` (else run
     # `cryptopulse deliver` as its own process).

@@ -9,7 +9,12 @@ from sqlalchemy import func, select
 
 from cryptopulse.delivery.engine import AlertService
 from cryptopulse.delivery.relay import OutboxRelay
-from cryptopulse.store.alerts import alert_events, alert_outbox, webhook_deliveries
+from cryptopulse.store.alerts import (
+    alert_events,
+    alert_outbox,
+    webhook_attempts,
+    webhook_deliveries,
+)
 
 from .factories import T0, Clock, add_endpoint, fire_crosses, migrated
 
@@ -103,3 +108,65 @@ async def test_two_relays_never_take_one_row(database_url: str) -> None:
         assert await count(engine, webhook_deliveries) == 30
     finally:
         await store.close()
+
+
+async def test_retention_prunes_finished_history_and_keeps_pending_work(
+    database_url: str,
+) -> None:
+    store = await migrated(database_url)
+    try:
+        clock = Clock()
+        engine = AlertService(store, clock=clock)
+        endpoint, _ = await add_endpoint(engine.db, "http://127.0.0.1:9/a")
+        await fire_crosses(engine, 6)  # 6 events at T0
+        assert await OutboxRelay(engine.db, None, clock, batch=4).relay_once() == 4
+        due = await engine.db.claim_due(T0 + 1, 30_000, 10)
+        outcomes = ["delivered", "failed", "delivered"]  # the 4th stays pending
+        for item, status in zip(due, outcomes, strict=False):
+            await finish(engine, item.delivery.id, endpoint.id, status, T0 + 2)
+        clock.advance(60)  # one more firing and delivery, a minute later
+        await fire_crosses(engine, 1, time=clock.now)
+        assert await OutboxRelay(engine.db, None, clock, batch=4).relay_once() == 3
+        claimed = await engine.db.claim_due(clock.now + 1, 30_000, 10)
+        # the new one and the 2 from the old outbox rows (and the old pending one again:
+        # its lease ran out; it stays pending)
+        recent = [d for d in claimed if d.delivery.created_at == clock.now]
+        assert len(recent) == 3 and len(claimed) == 4
+        for item in recent:
+            await finish(engine, item.delivery.id, endpoint.id, "delivered", clock.now + 2)
+
+        pruned = await engine.db.prune(before=T0 + 30_000)
+        # the 3 old finished deliveries, their attempts and their events; the old
+        # pending delivery's event and everything recent stay
+        assert pruned == {"events": 3, "deliveries": 3, "attempts": 3}
+        left = await count(engine, webhook_deliveries)
+        assert left == 4  # 1 old pending + 3 finished a minute later
+        assert await count(engine, alert_events) == 4  # 6 + 1 fired, 3 pruned
+        assert await count(engine, webhook_attempts) == 3
+        pending = [d for d in await engine.db.list_deliveries(endpoint.id) if d.status == "pending"]
+        assert len(pending) == 1
+        assert await engine.db.prune(before=T0 + 30_000) == {
+            "events": 0,
+            "deliveries": 0,
+            "attempts": 0,
+        }
+    finally:
+        await store.close()
+
+
+async def finish(
+    engine: AlertService, delivery_id: int, endpoint_id: str, status: str, at: int
+) -> None:
+    await engine.db.finish(
+        delivery_id,
+        {"status": status, "attempts": 1, "next_attempt_at": None, "last_attempt_at": at},
+        {
+            "delivery_id": delivery_id,
+            "endpoint_id": endpoint_id,
+            "time": at,
+            "status_code": 200 if status == "delivered" else 500,
+            "error": None,
+            "duration_ms": 3,
+        },
+        None,
+    )

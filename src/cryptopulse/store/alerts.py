@@ -312,6 +312,33 @@ class AlertStore:
         async with self.engine.connect() as conn:
             return [dict(r) for r in (await conn.execute(query)).mappings().all()]
 
+    # --- retention -------------------------------------------------------------------
+
+    async def prune(self, before: int) -> dict[str, int]:
+        """Delete what is finished and older than `before` (ms): delivered or failed
+        deliveries with their attempt log, and events that no remaining delivery and no
+        outbox row still needs (a kept delivery can be redelivered: it needs its event).
+        Pending work is never pruned, whatever its age."""
+        d, a, ev, ob = webhook_deliveries, webhook_attempts, alert_events, alert_outbox
+        done = select(d.c.id).where(d.c.status != "pending", d.c.created_at < before)
+        needed = select(d.c.event_id)  # after the deliveries' delete, in one transaction
+        queued = select(ob.c.event_id)
+        async with self._write() as conn:
+            attempts = await conn.execute(delete(a).where(a.c.delivery_id.in_(done)))
+            deliveries = await conn.execute(
+                delete(d).where(d.c.status != "pending", d.c.created_at < before)
+            )
+            events = await conn.execute(
+                delete(ev).where(
+                    ev.c.created_at < before, ev.c.id.not_in(needed), ev.c.id.not_in(queued)
+                )
+            )
+        return {
+            "events": events.rowcount,
+            "deliveries": deliveries.rowcount,
+            "attempts": attempts.rowcount,
+        }
+
 
 async def _due_rows(conn: AsyncConnection, ids: list[int]) -> list[DueDelivery]:
     d, e, ev = webhook_deliveries, webhook_endpoints, alert_events
