@@ -1,0 +1,151 @@
+"""Soak: the mixed load of `bench/mixed.py` held steady for `--minutes`, the server's RSS
+sampled every `--every` seconds. Is memory flat under a steady load?
+
+    python -m bench soak [--minutes 10] [--every 5] [--warmup 30]
+                         [--rate 5000] [--clients 2000] [--rest-rate 200] [--spread 100]
+
+One server (``python -m bench.mixed serve``, pinned to CPU 1: the real app, embedded, trades
+injected into its pipeline at `--rate`), the stream clients and wrk (pinned to CPU 0) for
+the whole run. Reported: RSS (the server's process tree, /proc) at the start (after
+`--warmup` seconds of load), at the end and its maximum; the slope of a least-squares
+line through the samples after warm-up, over the whole run and over its second half (a
+buffer filling up levels off; a leak does not); and per minute: RSS, trades injected per
+second, stream lag p99 and frames delivered, so a drift shows where it starts. REST
+requests/s and p99 are wrk's over the whole run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench._measure import cpu_s, parse_wrk, percentile, rss_mb, start_wrk, wrk_script
+from bench.mixed import (
+    REST_PATHS,
+    Clients,
+    Server,
+    add_load_arguments,
+    raise_nofile,
+    stream_channels,
+)
+
+
+def slope(points: Sequence[tuple[float, float]]) -> float:
+    """Least-squares slope of (x, y) points (y per x); 0 with fewer than two."""
+    if len(points) < 2:
+        return 0.0
+    n = len(points)
+    mx = sum(x for x, _ in points) / n
+    my = sum(y for _, y in points) / n
+    var = sum((x - mx) ** 2 for x, _ in points)
+    return sum((x - mx) * (y - my) for x, y in points) / var if var else 0.0
+
+
+@dataclass
+class Window:
+    """One minute of the run: where its counters started."""
+
+    t: float
+    cpu: float
+    injected: int
+    injected_at: float
+
+    def close(self, end_s: float, server: Server, clients: Clients, pid: int) -> dict[str, float]:
+        now = time.perf_counter()
+        lags, received = clients.take()
+        lags.sort()
+        injected, at = server.injected()
+        return {
+            "end_s": end_s,
+            "rss_mb": rss_mb(pid),
+            "injected_per_s": (injected - self.injected) / max(at - self.injected_at, 1e-9),
+            "lag_p99_ms": percentile(lags, 0.99),
+            "frames_per_s": received / (now - self.t),
+            "cpu_per_s": (cpu_s(pid) - self.cpu) / (now - self.t),
+        }
+
+
+async def soak(args: argparse.Namespace) -> int:
+    channels = stream_channels(args.spread)
+    total_s = args.warmup + args.minutes * 60
+    with tempfile.TemporaryDirectory() as tmp:
+        server = Server(args.port, args.rate, args.spread, Path(tmp))
+        clients = Clients(f"ws://127.0.0.1:{args.port}/v1/stream", server.key, channels)
+        try:
+            await clients.start(args.clients)
+            delay = args.connections * 1000 / args.rest_rate if args.rest_rate else 0.0
+            script = wrk_script(REST_PATHS, delay, Path(tmp))
+            base = f"http://127.0.0.1:{args.port}"
+            wrk = start_wrk(base, server.key, total_s, args.connections, script)
+            pid = server.proc.pid
+            t0 = time.perf_counter()
+            clients.measuring = True
+            samples: list[tuple[float, float]] = []  # (seconds since start, RSS MB)
+            minutes: list[dict[str, float]] = []
+            window = Window(t0, cpu_s(pid), *server.injected())
+            next_sample = t0
+            while (now := time.perf_counter()) < t0 + total_s:
+                if now >= next_sample:
+                    samples.append((now - t0, rss_mb(pid)))
+                    next_sample += args.every
+                if now >= window.t + 60:
+                    minutes.append(window.close(now - t0, server, clients, pid))
+                    window = Window(now, cpu_s(pid), *server.injected())
+                if clients.closed:
+                    raise RuntimeError(f"{clients.closed} stream clients were closed")
+                await asyncio.sleep(min(1.0, max(0.05, next_sample - time.perf_counter())))
+            samples.append((time.perf_counter() - t0, rss_mb(pid)))
+            if time.perf_counter() - window.t > 5:
+                minutes.append(window.close(time.perf_counter() - t0, server, clients, pid))
+            rest = parse_wrk((await asyncio.to_thread(wrk.communicate))[0])
+        finally:
+            await clients.stop()
+            server.stop()
+    after = [(t, r) for t, r in samples if t >= args.warmup]
+    half = [(t, r) for t, r in after if t >= args.warmup + args.minutes * 30]
+    start_mb, end_mb = after[0][1], after[-1][1]
+    print(
+        f"soak: {args.minutes:g} min after {args.warmup:g} s warm-up; {args.rate:,.0f} trades/s "
+        f"offered over {len(channels)} instruments, {args.clients} stream clients, REST "
+        f"{args.rest_rate:g} req/s offered (wrk -c{args.connections}); RSS every {args.every:g} s"
+    )
+    print(
+        "| RSS start MB | RSS end MB | RSS max MB | slope MB/min (whole) | slope MB/min (2nd half) "
+        "| REST req/s | REST p99 ms | non-2xx |"
+    )
+    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    print(
+        f"| {start_mb:,.0f} | {end_mb:,.0f} | {max(r for _, r in after):,.0f} "
+        f"| {slope(after) * 60:+.2f} | {slope(half) * 60:+.2f} | {rest['rps']:,.0f} "
+        f"| {rest['p99_ms']:.1f} | {rest['non_2xx'] + rest['errors']:.0f} |"
+    )
+    print(
+        "| minute ending at s | RSS MB | trades/s injected | stream frames/s | lag p99 ms "
+        "| server CPU s/s |"
+    )
+    print("| ---: | ---: | ---: | ---: | ---: | ---: |")
+    for m in minutes:
+        print(
+            f"| {m['end_s']:.0f} | {m['rss_mb']:,.0f} | {m['injected_per_s']:,.0f} "
+            f"| {m['frames_per_s']:,.0f} | {m['lag_p99_ms']:.1f} | {m['cpu_per_s']:.2f} |"
+        )
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench soak", description=__doc__)
+    add_load_arguments(parser)
+    parser.set_defaults(warmup=30.0)
+    parser.add_argument("--minutes", type=float, default=10.0)
+    parser.add_argument("--every", type=float, default=5.0, help="seconds between RSS samples")
+    parser.add_argument("--port", type=int, default=18981)
+    args = parser.parse_args(argv)
+    os.sched_setaffinity(0, {0})
+    raise_nofile(args.clients)
+    return asyncio.run(soak(args))
