@@ -11,6 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 from authkit import http, make_key, make_settings, running
+from fastapi.routing import APIRoute
 from pydantic import ValidationError
 from typer.testing import CliRunner
 
@@ -301,3 +302,31 @@ async def test_repeated_query_parameters_are_422(tmp_path: Path) -> None:
                 assert_hardened(response)
             assert (await client.get("/v1/admin/keys?account=a&x=1")).status_code == 200
             assert (await client.get("/v1/usage?days=3")).status_code == 200
+
+
+# --- 500 --------------------------------------------------------------------------------
+
+
+async def test_an_unexpected_error_is_a_hardened_problem_with_its_request_id(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with running(make_settings(tmp_path)) as app:
+
+        async def broken() -> None:
+            raise RuntimeError("a bug")
+
+        # First in the routing table, so it sits behind the whole middleware stack like
+        # any route (the dashboard's catch-all mount comes last).
+        app.router.routes.insert(0, APIRoute("/v1/broken", broken))
+        async with http(app) as client:
+            response = await client.get("/v1/broken", headers={"X-Request-ID": "trace-42"})
+            assert response.status_code == 500
+            assert response.headers["content-type"] == "application/problem+json"
+            problem = response.json()
+            assert problem["status"] == 500 and problem["instance"] == "/v1/broken"
+            assert "a bug" not in response.text  # no internals leak
+            assert problem["request_id"] == response.headers["x-request-id"] == "trace-42"
+            assert_hardened(response)
+            # the app goes on serving
+            assert (await client.get("/healthz")).status_code == 200
+    assert any("a bug" in str(r.exc_info) for r in caplog.records if r.exc_info)

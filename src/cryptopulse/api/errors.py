@@ -11,6 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 log = logging.getLogger(__name__)
 
@@ -138,6 +139,38 @@ def _outage_types() -> tuple[type[Exception], ...]:
         ConnectionError,
         TimeoutError,
     )
+
+
+class UnhandledErrorMiddleware:
+    """Innermost middleware: an exception no handler took becomes the 500 problem here,
+    inside the other middlewares, so the response carries the request id and the security
+    headers like any other (Starlette answers it from its outermost middleware otherwise).
+    The exception is logged, not re-raised: the response is the end of it."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception as exc:
+            if started:  # too late for a problem response: the server closes the connection
+                raise
+            request = Request(scope)
+            log.exception("unhandled error on %s", request.url.path, exc_info=exc)
+            response = problem_response(request, 500, "internal", "Internal Server Error")
+            await response(scope, receive, send)
 
 
 def install(app: FastAPI) -> None:
