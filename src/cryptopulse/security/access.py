@@ -3,6 +3,14 @@
 Key lookups are cached per worker for `key_cache_ttl_s` (at most 1 s), so a revocation or a
 rotation's end holds on every worker within that time, without a store round trip per
 request. A JWT is checked against its key the same way: revoking a key ends its tokens.
+A change made through this process's `AccessControl.db` (the admin API: revoke, rotate,
+any key update) drops the key from this worker's caches at once.
+
+On top of the key records, the principal of every credential verified here is cached by
+the credential's SHA-256 (the hash the store keeps of a key), so a repeated request costs
+one hash and two dict lookups: no key parsing, no checksum, no JWT signature check. Such an
+entry holds only while the key record it was verified against is the cached one, still
+fresh and still valid (and a JWT's `exp` is ahead), so it never outlives the key cache.
 """
 
 from __future__ import annotations
@@ -14,8 +22,10 @@ import math
 import secrets
 import time
 from collections import Counter
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from cryptopulse.security.bootstrap import bootstrap_first_key
 from cryptopulse.security.keys import hash_key, looks_like_key, parse_key
@@ -26,7 +36,7 @@ from cryptopulse.security.scopes import Principal
 from cryptopulse.security.tokens import TokenError, TokenIssuer
 from cryptopulse.security.usage import UsageRecorder, month_of
 from cryptopulse.settings import PLACEHOLDER_SECRET, Settings
-from cryptopulse.store.security import KeyRecord, SecurityStore
+from cryptopulse.store.security import AuditEntry, KeyRecord, SecurityStore
 from cryptopulse.store.sql import SQLStore
 
 __all__ = ["ANONYMOUS_SCOPES", "AccessControl", "AuthError", "QuotaExceeded"]
@@ -60,12 +70,41 @@ class _Cached:
     month_total: int
 
 
+class _NotifyingStore(SecurityStore):
+    """The security store, telling this worker's caches about every key it changes."""
+
+    def __init__(self, store: SQLStore, changed: Callable[[str], None]) -> None:
+        super().__init__(store)
+        self._changed = changed
+
+    async def insert_key(self, record: KeyRecord, audit: AuditEntry | None = None) -> None:
+        try:
+            await super().insert_key(record, audit)
+        finally:
+            self._changed(record.key_id)
+
+    async def update_key(self, key_id: str, audit: AuditEntry | None, **values: Any) -> bool:
+        try:
+            return await super().update_key(key_id, audit, **values)
+        finally:
+            self._changed(key_id)
+
+    async def rotate_key(
+        self, key_id: str, new: KeyRecord, old_expires_at: int, audit: AuditEntry
+    ) -> None:
+        try:
+            await super().rotate_key(key_id, new, old_expires_at, audit)
+        finally:
+            self._changed(key_id)
+            self._changed(new.key_id)
+
+
 class AccessControl:
     """Authentication, plans, rate limits, quotas and usage for one worker."""
 
     def __init__(self, settings: Settings, store: SQLStore) -> None:
         self.settings = settings
-        self.db = SecurityStore(store)
+        self.db: SecurityStore = _NotifyingStore(store, self.forget)
         self.plans: dict[str, Plan] = load_plans(settings.plans)
         secret = settings.jwt_secret
         if secret == PLACEHOLDER_SECRET:
@@ -83,10 +122,13 @@ class AccessControl:
             settings.auth_failures_per_minute,
             settings.outbound_timeout_s,
         )
-        self.usage = UsageRecorder(self.db, settings.usage_flush_interval_s)
+        self.usage = UsageRecorder(self.db, settings.usage_flush_interval_s, self._flushed)
         self._ttl = settings.key_cache_ttl_s
         self._cache: dict[str, _Cached] = {}
         self._loading: dict[str, asyncio.Future[_Cached]] = {}
+        # sha256(credential) -> (its principal, the key entry it was verified against)
+        self._verified: dict[str, tuple[Principal, _Cached]] = {}
+        self._generation = 0  # bumped by `forget`: a load begun before it is not cached
         self.connections: Counter[str] = Counter()
         if settings.anonymous_plan is not None and settings.anonymous_plan not in self.plans:
             raise ValueError(f"anonymous_plan {settings.anonymous_plan!r} is not a plan")
@@ -117,31 +159,77 @@ class AccessControl:
 
     async def authenticate(self, credential: str) -> Principal:
         """The principal of an API key or a JWT we issued, or AuthError."""
+        digest = hash_key(credential)
+        verified = self._verified.get(digest)
+        if verified is not None:
+            principal, entry = verified
+            if self._still_valid(principal, entry):
+                return principal
+            del self._verified[digest]
         if looks_like_key(credential):
-            record = await self._check_key(credential)
-            return Principal(record.account, _scopes(record), record.plan, record.key_id, "key")
-        if credential.count(".") == 2:
-            try:
-                claims = self.tokens.verify(credential)
-            except TokenError as exc:
-                raise AuthError(str(exc)) from None
-            owner = await self.active_key(claims.key_id)
-            if owner is None or owner.account != claims.account:
-                raise AuthError("the token's key is revoked or expired")
-            scopes = claims.scopes & _scopes(owner)
-            return Principal(
-                owner.account, scopes, owner.plan, owner.key_id, "jwt", claims.expires_at
+            record, entry = await self._check_key(credential, digest)
+            principal = Principal(
+                record.account, _scopes(record), record.plan, record.key_id, "key"
             )
-        raise AuthError("not an API key or a token")
+        elif credential.count(".") == 2:
+            principal, entry = await self._check_token(credential)
+        else:
+            raise AuthError("not an API key or a token")
+        if len(self._verified) > 100_000:  # bounded, as the key cache
+            self._verified.clear()
+        self._verified[digest] = (principal, entry)
+        return principal
 
-    async def _check_key(self, key: str) -> KeyRecord:
+    def _still_valid(self, principal: Principal, entry: _Cached) -> bool:
+        # Verified against the key record this worker holds now, fresh, and valid now.
+        record = entry.record
+        return (
+            record is not None
+            and self._cache.get(record.key_id) is entry
+            and time.monotonic() - entry.loaded < self._ttl
+            and record.valid_at(int(time.time() * 1000))
+            and (principal.expires_at is None or time.time() < principal.expires_at)
+        )
+
+    async def _check_key(self, key: str, digest: str) -> tuple[KeyRecord, _Cached]:
         parsed = parse_key(key)
         if parsed is None:
             raise AuthError("malformed API key")
-        record = await self.active_key(parsed.key_id)
-        if record is None or not hmac.compare_digest(record.key_hash, hash_key(key)):
+        entry = await self._lookup(parsed.key_id)
+        record = entry.record
+        if (
+            record is None
+            or not record.valid_at(int(time.time() * 1000))
+            or not hmac.compare_digest(record.key_hash, digest)
+        ):
             raise AuthError("unknown, revoked or expired API key")
-        return record
+        return record, entry
+
+    async def _check_token(self, token: str) -> tuple[Principal, _Cached]:
+        try:
+            claims = self.tokens.verify(token)
+        except TokenError as exc:
+            raise AuthError(str(exc)) from None
+        entry = await self._lookup(claims.key_id)
+        owner = entry.record
+        if (
+            owner is None
+            or not owner.valid_at(int(time.time() * 1000))
+            or owner.account != claims.account
+        ):
+            raise AuthError("the token's key is revoked or expired")
+        scopes = claims.scopes & _scopes(owner)
+        principal = Principal(
+            owner.account, scopes, owner.plan, owner.key_id, "jwt", claims.expires_at
+        )
+        return principal, entry
+
+    def forget(self, key_id: str) -> None:
+        """Drop what this worker holds about `key_id` (it changed in the store)."""
+        self._generation += 1
+        self._cache.pop(key_id, None)
+        self._loading.pop(key_id, None)
+        self._verified.clear()  # rare (key changes), and entries of key_id are not indexed
 
     async def active_key(self, key_id: str) -> KeyRecord | None:
         """The key's record if it is valid now (cached up to `key_cache_ttl_s`)."""
@@ -172,11 +260,22 @@ class AccessControl:
             task.exception()  # retrieved: waiters re-raise it, nobody logs it twice
 
     async def _load_into_cache(self, key_id: str) -> _Cached:
+        generation = self._generation
         entry = await self._load(key_id)
+        if generation != self._generation:
+            return entry  # a key changed meanwhile: this read may predate it, do not keep it
         if len(self._cache) > 100_000:  # random ids must not grow it without bound
             self._cache.clear()
         self._cache[key_id] = entry
         return entry
+
+    def _flushed(self, by_month: Mapping[tuple[str, str], int]) -> None:
+        # The counts just written are in the store now: keep them in the cached totals until
+        # the next load reads them from there.
+        for (key_id, month), n in by_month.items():
+            entry = self._cache.get(key_id)
+            if entry is not None and entry.month == month:
+                entry.month_total += n
 
     async def _load(self, key_id: str) -> _Cached:
         month = month_of(time.time())
@@ -195,7 +294,7 @@ class AccessControl:
         if key_id is not None:
             entry = self._cache.get(key_id)
             if entry is not None:
-                used = entry.month_total + self.usage.pending(key_id, entry.month)
+                used = entry.month_total + self.usage.pending_in_month(key_id, entry.month)
                 if used >= plan.monthly_quota:
                     raise QuotaExceeded(_seconds_to_next_month())
         decision = await self.limiter.hit(plan, principal.limit_id)
