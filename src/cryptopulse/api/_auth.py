@@ -8,6 +8,7 @@ the rate-limit headers in the request scope for `SecurityHeadersMiddleware` to s
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from fastapi import Depends
@@ -20,13 +21,14 @@ from fastapi.security import (
     SecurityScopes,
 )
 from starlette.requests import HTTPConnection
+from starlette.types import Scope
 
 from cryptopulse.api.errors import PROBLEM_JSON, Problem, ProblemError
 from cryptopulse.security import AuthError, Principal, QuotaExceeded
 from cryptopulse.security.access import AccessControl
 from cryptopulse.security.scopes import SCOPE_DESCRIPTIONS
 
-__all__ = ["AUTH_RESPONSES", "authorize", "principal_of", "unauthorized"]
+__all__ = ["AUTH_RESPONSES", "authorize", "authorize_request", "principal_of", "unauthorized"]
 
 _bearer = HTTPBearer(
     auto_error=False,
@@ -69,18 +71,26 @@ def access_of(conn: HTTPConnection) -> AccessControl:
 
 
 def client_address(conn: HTTPConnection) -> str:
-    return conn.client.host if conn.client else "unknown"
+    return _address(conn.scope)
+
+
+def _address(scope: Scope) -> str:
+    client = scope.get("client")
+    return str(client[0]) if client else "unknown"
 
 
 async def principal_of(conn: HTTPConnection, credential: str | None) -> Principal:
     """The caller of `conn` (REST or WebSocket handshake); ProblemError 401/429 otherwise."""
-    access = access_of(conn)
+    return await _principal(access_of(conn), conn.scope, credential)
+
+
+async def _principal(access: AccessControl, scope: Scope, credential: str | None) -> Principal:
     if not credential:
         anonymous = access.anonymous()
         if anonymous is None:
             raise unauthorized("send an API key or a token", "missing")
         return anonymous
-    address = client_address(conn)
+    address = _address(scope)
     if await access.limiter.auth_blocked(address):
         raise too_many("too many failed authentications", {"Retry-After": "60"})
     try:
@@ -104,11 +114,43 @@ async def authorize(
     _oauth: str | None = Depends(_oauth2),  # noqa: B008  (declares the flow for OpenAPI)
 ) -> Principal:
     """Authenticate, check `security_scopes`, count the request against the plan."""
-    principal = await principal_of(conn, credential_of(bearer, api_key))
-    for scope in security_scopes.scopes:
+    return await admit_request(conn, credential_of(bearer, api_key), security_scopes.scopes)
+
+
+async def authorize_request(conn: HTTPConnection, scopes: Sequence[str]) -> Principal:
+    """`authorize` without FastAPI's dependency solving, for hot routes that answer
+    directly: the same credential headers, checks, errors and rate-limit headers."""
+    return await admit_request(conn, credential_in(conn.scope), scopes)
+
+
+def credential_in(scope: Scope) -> str | None:
+    """`credential_of(_bearer(conn), _api_key(conn))` read from the raw headers: the first
+    `Authorization: Bearer <credential>` (scheme in any case), else the first `X-API-Key`."""
+    authorization: bytes | None = None
+    api_key: bytes | None = None
+    for name, value in scope["headers"]:
+        if name == b"authorization":
+            authorization = authorization if authorization is not None else value
+        elif name == b"x-api-key":
+            api_key = api_key if api_key is not None else value
+    if authorization:
+        scheme, _, param = authorization.decode("latin-1").partition(" ")
+        credential = param.strip()
+        if scheme.lower() == "bearer" and credential:
+            return credential
+    return api_key.decode("latin-1") if api_key else None
+
+
+async def admit_request(
+    conn: HTTPConnection, credential: str | None, scopes: Sequence[str]
+) -> Principal:
+    """Authenticate `credential`, check `scopes`, count the request against the plan and
+    leave the rate-limit headers in the scope; ProblemError 401/403/429 otherwise."""
+    access = access_of(conn)
+    principal = await _principal(access, conn.scope, credential)
+    for scope in scopes:
         if not principal.has(scope):
             raise forbidden(scope)
-    access = access_of(conn)
     try:
         decision = await access.admit(principal)
     except QuotaExceeded as exc:

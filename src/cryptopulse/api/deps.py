@@ -12,7 +12,8 @@ from cryptopulse.runtime import Services
 from cryptopulse.security import Principal
 
 
-def get_services(conn: HTTPConnection) -> Services:
+async def get_services(conn: HTTPConnection) -> Services:
+    # async: FastAPI runs a plain `def` dependency in the thread pool, a hop per request.
     services: Services = conn.app.state.services
     return services
 

@@ -1,4 +1,9 @@
-"""Market data: instruments, tickers, candles, trades."""
+"""Market data: instruments, tickers, candles, trades.
+
+The ticker and newest-candles routes are the hot paths: their bodies come from
+`api/_cache.py` (serialized once, rebuilt on change), and `_market_fast.py` answers their
+plain shape ahead of these declared routes, which document them and answer the rest.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +13,11 @@ from typing import Annotated, Any, Literal
 
 import orjson
 from fastapi import APIRouter, Path, Query
+from starlette.requests import Request
 from starlette.responses import Response
 
 from cryptopulse.api._auth import AUTH_RESPONSES
+from cryptopulse.api._cache import market_bytes, ticker_body
 from cryptopulse.api.deps import ServicesDep, require_scope
 from cryptopulse.api.errors import PROBLEM_RESPONSES, invalid_field, not_found
 from cryptopulse.api.schemas import CandlePage, InstrumentList, TickerList, TickerOut, TradePage
@@ -20,22 +27,16 @@ from cryptopulse.domain.instruments import (
     InvalidInstrument,
     parse_instrument,
 )
-from cryptopulse.domain.models import Ticker
+from cryptopulse.domain.models import Candle
 from cryptopulse.runtime import Services
 
 # Past this an int no longer fits the store's 64-bit columns (a 500 instead of a 422).
 MAX_TIME = 2**53 - 1
 
-router = APIRouter(
-    prefix="/v1",
-    tags=["market data"],
-    responses={**PROBLEM_RESPONSES, **AUTH_RESPONSES},
-    dependencies=[require_scope("market:read")],
-)
-
 MAX_CANDLES = 1000
 MAX_TRADES = 1000
 Interval = Literal["1m", "5m", "15m", "1h", "4h", "1d"]
+SCOPE = "market:read"
 InstrumentPath = Annotated[
     str,
     Path(
@@ -52,6 +53,14 @@ class JSONBytes(Response):
 
 def _json(body: Any) -> Response:
     return JSONBytes(orjson.dumps(body))
+
+
+router = APIRouter(
+    prefix="/v1",
+    tags=["market data"],
+    responses={**PROBLEM_RESPONSES, **AUTH_RESPONSES},
+    dependencies=[require_scope(SCOPE)],
+)
 
 
 async def _resolve(services: Services, text: str) -> Instrument:
@@ -103,35 +112,22 @@ async def list_instruments(services: ServicesDep) -> Response:
     return _json({"data": data})
 
 
-def _ticker_body(ticker: Ticker, source: str | None) -> dict[str, Any]:
-    return {
-        "instrument": ticker.instrument,
-        "bid": ticker.bid,
-        "ask": ticker.ask,
-        "last": ticker.last,
-        "bid_size": ticker.bid_size,
-        "ask_size": ticker.ask_size,
-        "volume_24h": ticker.volume_24h,
-        "time": ticker.time,
-        "received": ticker.received,
-        "source": source,
-    }
-
-
 @router.get("/tickers", response_model=TickerList, summary="Latest tickers")
 async def list_tickers(services: ServicesDep) -> Response:
     market = services.market
-    data = [_ticker_body(t, market.source_of(name)) for name, t in sorted(market.tickers.items())]
+    data = [ticker_body(t, market.source_of(name)) for name, t in sorted(market.tickers.items())]
     return _json({"data": data, "source": market.mode})
 
 
 @router.get("/tickers/{instrument}", response_model=TickerOut, summary="Latest ticker")
-async def get_ticker(services: ServicesDep, instrument: InstrumentPath) -> Response:
+async def get_ticker(
+    request: Request, services: ServicesDep, instrument: InstrumentPath
+) -> Response:
     inst = await _resolve(services, instrument)
-    ticker = services.market.tickers.get(str(inst))
-    if ticker is None:
+    body = market_bytes(request.app.state, services).ticker(str(inst))
+    if body is None:
         raise not_found(f"no ticker for {inst} yet")
-    return _json(_ticker_body(ticker, services.market.source_of(str(inst))))
+    return JSONBytes(body)
 
 
 def _b64(raw: bytes) -> str:
@@ -173,6 +169,7 @@ def _decode_trade_cursor(cursor: str) -> tuple[int, str]:
 
 @router.get("/candles/{instrument}", response_model=CandlePage, summary="Candles (OHLCV)")
 async def get_candles(
+    request: Request,
     services: ServicesDep,
     instrument: InstrumentPath,
     interval: Annotated[Interval, Query(description="candle interval")] = "1m",
@@ -189,6 +186,9 @@ async def get_candles(
     `limit` candles up to `end` and `next_cursor` pages back in time. The open candle
     (`closed: false`) is included as it stands."""
     inst = await _resolve(services, instrument)
+    name = str(inst)
+    if start is None and end is None and cursor is None:
+        return JSONBytes(await newest_page(services, request.app.state, name, interval, limit))
     if start is not None and end is not None and start > end:
         raise invalid_field("start", "start must not be after end")
     if start is not None and end is not None:
@@ -205,8 +205,36 @@ async def get_candles(
             end = position - 1
         else:
             start = position + 1
+    source = _source(services, name)
+    page = await _candle_page(services, name, interval, limit, start, end, descending, source)
+    return JSONBytes(page)
+
+
+async def newest_page(
+    services: Services, state: Any, name: str, interval: str, limit: int
+) -> bytes:
+    """The newest `limit` candles of a resolved instrument: the cached bytes when valid."""
+
+    source = _source(services, name)
+
+    async def build() -> bytes:
+        return await _candle_page(services, name, interval, limit, None, None, True, source)
+
+    return await market_bytes(state, services).page((name, interval, limit), source, build)
+
+
+async def _candle_page(
+    services: Services,
+    name: str,
+    interval: str,
+    limit: int,
+    start: int | None,
+    end: int | None,
+    descending: bool,
+    source: str | None,
+) -> bytes:
     rows = await services.store.get_candles(
-        str(inst), interval, start=start, end=end, limit=limit + 1, descending=descending
+        name, interval, start=start, end=end, limit=limit + 1, descending=descending
     )
     more = len(rows) > limit
     rows = rows[:limit]
@@ -219,28 +247,28 @@ async def get_candles(
             if descending
             else _encode_cursor("a", rows[-1].open_time)
         )
-    data = [
-        {
-            "open_time": c.open_time,
-            "open": c.open,
-            "high": c.high,
-            "low": c.low,
-            "close": c.close,
-            "volume": c.volume,
-            "quote_volume": c.quote_volume,
-            "trades": c.trades,
-            "closed": c.closed,
-        }
-        for c in rows
-    ]
     body = {
-        "instrument": str(inst),
+        "instrument": name,
         "interval": interval,
-        "source": _source(services, str(inst)),
-        "data": data,
+        "source": source,
+        "data": [_candle_body(c) for c in rows],
         "next_cursor": next_cursor,
     }
-    return _json(body)
+    return orjson.dumps(body)
+
+
+def _candle_body(c: Candle) -> dict[str, Any]:
+    return {
+        "open_time": c.open_time,
+        "open": c.open,
+        "high": c.high,
+        "low": c.low,
+        "close": c.close,
+        "volume": c.volume,
+        "quote_volume": c.quote_volume,
+        "trades": c.trades,
+        "closed": c.closed,
+    }
 
 
 @router.get("/trades/{instrument}", response_model=TradePage, summary="Recent trades")
