@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -46,8 +47,19 @@ class Running:
             await self.services.bus.publish(channel, orjson.dumps({"n": i}), T0 + i)
 
 
+# uvicorn's WebSocket implementations: `auto` is websockets-sansio, where frames are
+# written straight to the transport; `websockets` (legacy) takes the ASGI send path.
+WS_IMPLS = ("auto", "websockets")
+
+
+@pytest.fixture(params=WS_IMPLS)
+def ws_impl(request: pytest.FixtureRequest) -> str:
+    impl: str = request.param
+    return impl
+
+
 @asynccontextmanager
-async def serve(tmp_path: Path, **overrides: Any) -> AsyncIterator[Running]:
+async def serve(tmp_path: Path, ws: str = "auto", **overrides: Any) -> AsyncIterator[Running]:
     settings = Settings(
         database_url=f"sqlite+aiosqlite:///{tmp_path}/t.db",
         source="sim",
@@ -56,7 +68,9 @@ async def serve(tmp_path: Path, **overrides: Any) -> AsyncIterator[Running]:
         **overrides,
     )
     app = create_app(settings, services_factory=lambda s: Services.create(s, sources=[]))
-    config = uvicorn.Config(app, host="127.0.0.1", port=0, lifespan="on", log_level="warning")
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=0, lifespan="on", log_level="warning", ws=ws
+    )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
     async with asyncio.timeout(10):
@@ -72,8 +86,8 @@ async def serve(tmp_path: Path, **overrides: Any) -> AsyncIterator[Running]:
 
 
 @asynccontextmanager
-async def client(url: str) -> AsyncIterator[ClientConnection]:
-    async with connect(url, open_timeout=5, close_timeout=2) as ws:
+async def client(url: str, compression: str | None = "deflate") -> AsyncIterator[ClientConnection]:
+    async with connect(url, open_timeout=5, close_timeout=2, compression=compression) as ws:
         yield ws
 
 
@@ -107,8 +121,8 @@ def trade(trade_id: str, price: float, time: int) -> Trade:
     return Trade("coinbase:BTC-USD", trade_id, price, 0.5, "buy", time, time + 5)
 
 
-async def test_subscribe_sends_snapshot_then_live(tmp_path: Path) -> None:
-    async with serve(tmp_path) as running, client(running.url) as ws:
+async def test_subscribe_sends_snapshot_then_live(tmp_path: Path, ws_impl: str) -> None:
+    async with serve(tmp_path, ws=ws_impl) as running, client(running.url) as ws:
         await running.services.pipeline.on_trade(trade("1", 100.0, T0))
         await send(ws, op="subscribe", id=7, channels=["trades:COINBASE:btc-usd", TICKER])
         assert await recv(ws) == {"type": "subscribed", "id": 7, "channels": [TRADES, TICKER]}
@@ -135,8 +149,10 @@ async def test_subscribe_sends_snapshot_then_live(tmp_path: Path) -> None:
         assert (await recv(ws))["channel"] == TICKER
 
 
-async def test_resume_receives_every_missed_message_once_in_order(tmp_path: Path) -> None:
-    async with serve(tmp_path) as running:
+async def test_resume_receives_every_missed_message_once_in_order(
+    tmp_path: Path, ws_impl: str
+) -> None:
+    async with serve(tmp_path, ws=ws_impl) as running:
         await running.publish(TRADES, 3)
         async with client(running.url) as ws:
             await subscribe(ws, TRADES)
@@ -224,15 +240,82 @@ async def test_oversize_frame_closes_1009(tmp_path: Path) -> None:
         assert await closed_code(ws) == 1009
 
 
-async def test_slow_consumer_is_closed_4008(tmp_path: Path) -> None:
+async def test_slow_consumer_is_closed_4008(tmp_path: Path, ws_impl: str) -> None:
+    async with serve(tmp_path, ws=ws_impl, ws_send_queue=4) as running:
+        async with client(running.url) as ws:
+            await subscribe(ws, TRADES)
+            # The client stops reading: TCP's buffers fill, then the server's transport,
+            # then the connection's queue of 4 live messages, and the server gives up.
+            ws.transport.pause_reading()
+            bus = running.services.bus
+            assert isinstance(bus, MemoryBus)
+            pad = secrets.token_hex(32768)  # 64 KB that permessage-deflate cannot shrink
+            sent = 0
+            async with asyncio.timeout(20):
+                while bus._channel(TRADES).subscribers:
+                    assert sent < 2000, "the server never gave up on the slow client"
+                    for _ in range(10):
+                        sent += 1
+                        data = orjson.dumps({"n": sent, "pad": pad[sent:] + pad[:sent]})
+                        await bus.publish(TRADES, data, T0 + sent)
+                    await asyncio.sleep(0.01)
+            ws.transport.resume_reading()
+            # What was sent before the close arrives whole and in order, then 4008.
+            seqs = []
+            with pytest.raises(ConnectionClosed):
+                while True:
+                    seqs.append(orjson.loads(await asyncio.wait_for(ws.recv(), 5))["seq"])
+            assert ws.close_code == 4008
+            assert seqs == list(range(1, len(seqs) + 1)) and len(seqs) < sent
+
+
+async def test_a_burst_goes_straight_to_the_socket(tmp_path: Path) -> None:
     async with serve(tmp_path, ws_send_queue=4) as running, client(running.url) as ws:
         await subscribe(ws, TRADES)
-        # A burst larger than the queue lands before the writer can send anything.
-        await running.publish(TRADES, 50)
-        assert await closed_code(ws) == 4008
+        await running.publish(TRADES, 50)  # more than the queue holds, in one go
+        await send(ws, op="ping", id=2)
+        seqs = []
+        while (frame := await recv(ws))["type"] != "pong":
+            seqs.append(frame["seq"])
+        # Written while the socket had room: nothing waited in the queue.
+        assert seqs == list(range(1, 51))
 
 
-async def test_ticker_conflates_instead_of_closing(tmp_path: Path) -> None:
+async def test_a_burst_through_asgi_overflows_the_queue(tmp_path: Path) -> None:
+    # The ASGI path sends from a task: a burst larger than the queue lands first.
+    async with serve(tmp_path, ws="websockets", ws_send_queue=4) as running:
+        async with client(running.url) as ws:
+            await subscribe(ws, TRADES)
+            await running.publish(TRADES, 50)
+            assert await closed_code(ws) == 4008
+
+
+async def test_ticker_conflates_instead_of_closing(tmp_path: Path, ws_impl: str) -> None:
+    async with serve(tmp_path, ws=ws_impl, ws_send_queue=4) as running:
+        async with client(running.url, compression=None) as ws:
+            await subscribe(ws, TICKER)
+            ws.transport.pause_reading()  # backs the socket up: tickers wait, and conflate
+            bus = running.services.bus
+            assert isinstance(bus, MemoryBus)
+            (listener,) = bus._channel(TICKER).subscribers
+            pad, sent, backed_up = "x" * 65536, 0, 0
+            while backed_up < 200:
+                assert sent < 5000, "the socket never backed up"
+                sent += 1
+                await bus.publish(TICKER, orjson.dumps({"n": sent, "pad": pad}), T0 + sent)
+                backed_up += bool(len(listener._queue))  # type: ignore[attr-defined]
+                if sent % 20 == 0:
+                    await asyncio.sleep(0)
+            ws.transport.resume_reading()
+            await send(ws, op="ping", id=2)
+            seqs = []
+            while (frame := await recv(ws))["type"] != "pong":
+                seqs.append(frame["seq"])
+            assert seqs[-1] == sent  # the latest value always arrives
+            assert len(seqs) < sent and seqs == sorted(set(seqs))
+
+
+async def test_ticker_burst_to_a_reading_client_arrives_whole(tmp_path: Path) -> None:
     async with serve(tmp_path, ws_send_queue=4) as running, client(running.url) as ws:
         await subscribe(ws, TICKER)
         await running.publish(TICKER, 50)
@@ -240,12 +323,14 @@ async def test_ticker_conflates_instead_of_closing(tmp_path: Path) -> None:
         seqs = []
         while (frame := await recv(ws))["type"] != "pong":
             seqs.append(frame["seq"])
-        assert seqs[-1] == 50  # the latest value always arrives
-        assert len(seqs) < 50 and seqs == sorted(set(seqs))
+        assert seqs == list(range(1, 51))  # the socket had room: nothing to conflate
 
 
-async def test_heartbeat_after_silence(tmp_path: Path) -> None:
-    async with serve(tmp_path, ws_heartbeat_s=0.2) as running, client(running.url) as ws:
+async def test_heartbeat_after_silence(tmp_path: Path, ws_impl: str) -> None:
+    async with (
+        serve(tmp_path, ws=ws_impl, ws_heartbeat_s=0.2) as running,
+        client(running.url) as ws,
+    ):
         frame = await recv(ws, timeout=2)
         assert frame["type"] == "heartbeat" and frame["time"] > T0
 
@@ -256,8 +341,8 @@ async def test_ping_pong(tmp_path: Path) -> None:
         assert await recv(ws) == {"type": "pong", "id": 9}
 
 
-async def test_shutdown_closes_streams_1001(tmp_path: Path) -> None:
-    async with serve(tmp_path) as running, client(running.url) as ws:
+async def test_shutdown_closes_streams_1001(tmp_path: Path, ws_impl: str) -> None:
+    async with serve(tmp_path, ws=ws_impl) as running, client(running.url) as ws:
         await subscribe(ws, TRADES)
         running.services.closing.set()
         assert await closed_code(ws) == 1001
@@ -271,8 +356,8 @@ def _connections() -> float:
     return value
 
 
-async def test_disconnect_unsubscribes_from_the_bus(tmp_path: Path) -> None:
-    async with serve(tmp_path) as running:
+async def test_disconnect_unsubscribes_from_the_bus(tmp_path: Path, ws_impl: str) -> None:
+    async with serve(tmp_path, ws=ws_impl) as running:
         before = _connections()
         async with client(running.url) as ws:
             await subscribe(ws, TRADES, TICKER)
@@ -342,7 +427,7 @@ def test_queue_overflow_reports_once_and_drops_what_is_queued() -> None:
     for seq in range(1, 6):
         queue.deliver(message(TRADES, seq))
     assert len(overflows) == 1
-    assert len(queue) == 0 and not queue.ready.is_set()
+    assert len(queue) == 0 and queue.stopped
 
 
 def test_queue_conflates_tickers_to_the_latest() -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 import time
 from collections.abc import Callable, Iterable
 
@@ -25,6 +26,9 @@ __all__ = ["POLICY", "TOO_MANY", "StreamGuard", "scope_for"]
 
 POLICY = 1008  # auth or policy
 TOO_MANY = 4029  # over the plan's connection limit
+_INTERNAL_ERROR = 1011
+
+log = logging.getLogger(__name__)
 
 # Market data needs market:read; analytics channels need signals:read.
 _SCOPES = {
@@ -68,8 +72,12 @@ class StreamGuard:
         self._id = f"ws:{next(_ids)}"
         self.principal: Principal | None = None
         self._slot: Principal | None = None
-        self._authed = asyncio.Event()
         self._expired_at: float | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._checking: asyncio.Task[None] | None = None
+        self._watching = False
+        self._stopped = False
 
     async def handshake(self) -> None:
         """Authenticate from the handshake headers, or as anonymous if the plan allows."""
@@ -102,7 +110,7 @@ class StreamGuard:
             self._slot = principal
         self.principal = principal
         self._expired_at = None
-        self._authed.set()
+        self._watch()
 
     def release(self) -> None:
         if self._slot is not None:
@@ -130,16 +138,50 @@ class StreamGuard:
             message = f"the {principal.plan!r} plan allows {allowed} channels per connection"
             raise OpError("too_many_subscriptions", message, op_id)
 
-    async def watch(self) -> None:
-        """Close 1008 on no auth in time, a revoked key, or an expired token not renewed."""
-        try:
-            async with asyncio.timeout(self._auth_timeout):
-                await self._authed.wait()
-        except TimeoutError:
-            self._close(POLICY, "authentication required")
+    def start(self) -> None:
+        """Arm the checks (timers, no task while idle): close 1008 on no auth in time, a
+        revoked key, or an expired token not renewed."""
+        self._loop = asyncio.get_running_loop()
+        if self._stopped:
             return
-        while True:
-            await asyncio.sleep(self._check_every)
+        if self.principal is None:
+            self._timer = self._loop.call_later(self._auth_timeout, self._auth_deadline)
+        else:
+            self._watch()
+
+    def stop(self) -> None:
+        self._stopped = True
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._checking is not None:
+            self._checking.cancel()
+
+    def _auth_deadline(self) -> None:
+        self._timer = None
+        if self.principal is None:
+            self._close(POLICY, "authentication required")
+
+    def _watch(self) -> None:
+        """Check the credential every `key_cache_ttl_s` while it can end (a key, a JWT)."""
+        principal = self.principal
+        if self._loop is None or self._stopped or self._watching or principal is None:
+            return
+        if self._timer is not None:  # the auth deadline: met
+            self._timer.cancel()
+            self._timer = None
+        if principal.key_id is None and principal.expires_at is None:
+            return  # anonymous: nothing can end
+        self._watching = True
+        self._timer = self._loop.call_later(self._check_every, self._due)
+
+    def _due(self) -> None:
+        self._timer = None
+        if not self._stopped:
+            self._checking = asyncio.create_task(self._check(), name="stream-auth-check")
+
+    async def _check(self) -> None:
+        try:
             principal = self.principal
             assert principal is not None
             if principal.key_id is not None:
@@ -148,6 +190,17 @@ class StreamGuard:
                     return
             if self._token_over(principal):
                 return
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("stream: credential check failed")
+            self._close(_INTERNAL_ERROR, "internal error")
+            return
+        finally:
+            self._checking = None
+        if not self._stopped:
+            assert self._loop is not None
+            self._timer = self._loop.call_later(self._check_every, self._due)
 
     def _token_over(self, principal: Principal) -> bool:
         if principal.expires_at is None or time.time() < principal.expires_at:

@@ -1,7 +1,7 @@
-"""One `/v1/stream` connection: a reader handling client ops, a writer draining the queue.
-
-Only the writer sends data frames, so frames leave in queue order; the connection ends
-when the client leaves, a limit is hit (1009, 4008) or the service shuts down (1001).
+"""One `/v1/stream` connection: a reader handling client ops; frames leave through the
+send queue, written at once while the socket has room and in queue order otherwise. The
+connection ends when the client leaves, a limit is hit (1009, 4008) or the service shuts
+down (1001).
 """
 
 from __future__ import annotations
@@ -9,7 +9,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Sequence
+import time
+from typing import Any
 
 from starlette.websockets import (
     WebSocket,
@@ -34,6 +35,7 @@ from cryptopulse.api._stream_ops import (
     unsubscribed_frame,
 )
 from cryptopulse.api._stream_queue import SendQueue
+from cryptopulse.api._stream_wire import TransportWire, wire_for
 from cryptopulse.bus.base import BusUnavailable, Gap, Message, Subscription
 from cryptopulse.delivery.channel import RenamedListener, rename_subscription
 from cryptopulse.delivery.relay import account_channel
@@ -92,7 +94,13 @@ class _BusListener:
 
 
 class StreamConnection:
-    """Serves one accepted WebSocket from the bus until it closes."""
+    """Serves one accepted WebSocket from the bus until it closes.
+
+    An idle connection holds no task of its own besides the one the server runs it in
+    (which reads the client's ops): live frames are written from the publisher's call
+    (`SendQueue.deliver`), a sender task exists only while frames wait for the socket,
+    and the heartbeat and credential checks are timers.
+    """
 
     def __init__(self, websocket: WebSocket, services: Services) -> None:
         settings = services.settings
@@ -101,10 +109,16 @@ class StreamConnection:
         self._closing = services.closing
         self._max_frame = settings.ws_max_frame_bytes
         self._heartbeat_s = settings.ws_heartbeat_s
-        self._queue = SendQueue(settings.ws_send_queue, self._overflowed)
+        self._wire = wire_for(websocket)
+        direct = self._wire if isinstance(self._wire, TransportWire) else None
+        self._queue = SendQueue(settings.ws_send_queue, self._overflowed, direct, self._backlog)
         self._listener = _BusListener(self._queue)
-        self._room = asyncio.Event()  # the writer drained the queue back to capacity
-        self._done = asyncio.Event()
+        self._sender: asyncio.Task[None] | None = None
+        self._room: asyncio.Event | None = None  # the sender drained the queue to capacity
+        self._heartbeat: asyncio.TimerHandle | None = None
+        self._task: asyncio.Task[Any] | None = None
+        self._waiting = False  # `run` is parked on the client (or on room): cancel to stop it
+        self._interrupted = False
         self._close_code: int | None = None
         self._close_reason = ""
         self._guard = StreamGuard(websocket, services.access, self._close, self._notify)
@@ -115,7 +129,9 @@ class StreamConnection:
         """Ask `run` to close with `code`; the first reason given wins."""
         if self._close_code is None:
             self._close_code, self._close_reason = code, reason
-        self._done.set()
+        if self._waiting and not self._interrupted and self._task is not None:
+            self._interrupted = True
+            self._task.cancel()
 
     def _overflowed(self) -> None:
         self._close(TOO_SLOW, "too slow to keep up; resume from the last seq")
@@ -126,32 +142,58 @@ class StreamConnection:
     async def run(self) -> None:
         """Serve until the client leaves, a limit is hit or the service shuts down."""
         await self._guard.handshake()
-        tasks = [
-            asyncio.create_task(self._guard.watch(), name="stream-auth"),
-            asyncio.create_task(self._read_loop(), name="stream-reader"),
-            asyncio.create_task(self._write_loop(), name="stream-writer"),
-            asyncio.create_task(self._done.wait(), name="stream-done"),
-            asyncio.create_task(self._closing.wait(), name="stream-closing"),
-        ]
-        try:
-            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            self._guard.release()
-            self._queue.stop()
-            for task in tasks:
-                task.cancel()
-            results = await asyncio.gather(*tasks, return_exceptions=True)
-            await self._unsubscribe_all()
-        if _report_failures(results):
+        task = self._task = asyncio.current_task()
+        assert task is not None
+        if self._closing.is_set():
+            self._close(GOING_AWAY, "server shutting down; reconnect and resume")
+        failed = False
+        if self._close_code is None:
+            _register(self)
+            self._guard.start()
+            self._heartbeat = asyncio.get_running_loop().call_later(self._heartbeat_s, self._beat)
+            try:
+                await self._read_loop()
+            except asyncio.CancelledError:
+                # Our own interruption (`_close`) ends the read; any other cancel goes on.
+                if not self._interrupted or task.uncancel() > 0:
+                    raise
+            except (OSError, WebSocketDisconnect, WebSocketDisconnected):
+                pass  # the client left
+            except Exception:
+                log.exception("stream connection failed")
+                failed = True
+            finally:
+                await self._finish()
+        if failed:
             self._close(INTERNAL_ERROR, "internal error")
         if self._closing.is_set():
             self._close(GOING_AWAY, "server shutting down; reconnect and resume")
         if self._close_code is not None:
             await self._send_close(self._close_code, self._close_reason)
 
+    async def _finish(self) -> None:
+        self._waiting = False
+        _unregister(self)
+        self._guard.stop()
+        self._guard.release()
+        if self._heartbeat is not None:
+            self._heartbeat.cancel()
+        self._queue.stop()
+        sender = self._sender
+        if sender is not None:
+            sender.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sender
+        await self._unsubscribe_all()
+
     async def _read_loop(self) -> None:
-        while True:
-            message = await self._ws.receive()
+        ws, queue = self._ws, self._queue
+        while self._close_code is None:
+            self._waiting = True
+            try:
+                message = await ws.receive()
+            finally:
+                self._waiting = False
             if message["type"] == "websocket.disconnect":
                 return
             raw: str | bytes = message.get("text") or message.get("bytes") or b""
@@ -159,27 +201,72 @@ class StreamConnection:
                 self._close(MESSAGE_TOO_BIG, f"frames are limited to {self._max_frame} bytes")
                 return
             await self._handle(raw)
-            if len(self._queue) > self._queue.capacity:
+            if len(queue) > queue.capacity and self._close_code is None:
                 # The client sends ops faster than it reads the replies: stop reading
-                # (TCP pushes back on it) until the writer catches up.
-                self._room.clear()
-                await self._room.wait()
-
-    async def _write_loop(self) -> None:
-        queue = self._queue
-        while True:
-            if not queue:
+                # (TCP pushes back on it) until the sender catches up.
+                room = self._room = self._room or asyncio.Event()
+                room.clear()
+                self._waiting = True
                 try:
-                    async with asyncio.timeout(self._heartbeat_s):
-                        await queue.ready.wait()
-                except TimeoutError:
-                    await self._ws.send_text(heartbeat_frame(now_ms()))
-                continue
-            text = queue.pop()
-            if len(queue) <= queue.capacity:
-                self._room.set()
-            if text is not None:
-                await self._ws.send_text(text)
+                    await room.wait()
+                finally:
+                    self._waiting = False
+
+    def _backlog(self) -> None:
+        """Frames wait in the queue: start the sender unless it runs already."""
+        if self._sender is None and not self._queue.stopped:
+            self._sender = asyncio.create_task(self._send_loop(), name="stream-sender")
+            self._sender.add_done_callback(self._sender_done)
+
+    async def _send_loop(self) -> None:
+        queue, wire = self._queue, self._wire
+        try:
+            if isinstance(wire, TransportWire):
+                while queue:
+                    if not wire.writable():
+                        # Wait before taking the next frame: until it is written, the
+                        # publisher must keep queueing behind it, never write past it.
+                        await wire.wait_writable()
+                        continue
+                    frame = queue.pop()
+                    self._made_room()
+                    if frame is not None:
+                        wire.write(frame)
+            else:
+                while queue:
+                    frame = queue.pop()
+                    self._made_room()
+                    if frame is not None:
+                        await wire.send(frame)
+        finally:
+            self._sender = None  # set here, not in the callback: an append may come first
+
+    def _made_room(self) -> None:
+        if self._room is not None and len(self._queue) <= self._queue.capacity:
+            self._room.set()
+
+    def _sender_done(self, task: asyncio.Task[None]) -> None:
+        if task.cancelled():
+            return
+        exc = task.exception()
+        if exc is not None and not isinstance(
+            exc, OSError | WebSocketDisconnect | WebSocketDisconnected
+        ):
+            log.error("stream sender failed", exc_info=exc)
+            self._close(INTERNAL_ERROR, "internal error")
+
+    def _beat(self) -> None:
+        """A heartbeat after `ws_heartbeat_s` in which nothing was sent; re-armed each time."""
+        self._heartbeat = None
+        queue = self._queue
+        if queue.stopped:
+            return
+        wait = self._heartbeat_s - (time.monotonic() - self._wire.last_write)
+        if wait <= 0:
+            if not queue:  # frames waiting for a slow socket: the client is not idle
+                queue.put(heartbeat_frame(now_ms()))
+            wait = self._heartbeat_s
+        self._heartbeat = asyncio.get_running_loop().call_later(wait, self._beat)
 
     async def _handle(self, raw: str | bytes) -> None:
         try:
@@ -263,13 +350,34 @@ def _too_big(raw: str | bytes, limit: int) -> bool:
     return len(raw) * 4 > limit and len(raw.encode()) > limit
 
 
-def _report_failures(results: Sequence[object]) -> bool:
-    """Log unexpected errors of the connection's tasks; a client leaving is not one."""
-    failed = False
-    for result in results:
-        if isinstance(result, Exception) and not isinstance(
-            result, OSError | WebSocketDisconnect | WebSocketDisconnected
-        ):
-            log.error("stream connection failed", exc_info=result)
-            failed = True
-    return failed
+# Shutdown: one waiter per `services.closing` event closes every open connection (1001),
+# instead of a waiting task per connection.
+_open: dict[asyncio.Event, tuple[set[StreamConnection], asyncio.Task[None]]] = {}
+
+
+def _register(connection: StreamConnection) -> None:
+    event = connection._closing
+    entry = _open.get(event)
+    if entry is None:
+        connections: set[StreamConnection] = set()
+        waiter = asyncio.create_task(_close_all(event, connections), name="stream-shutdown")
+        entry = _open[event] = (connections, waiter)
+    entry[0].add(connection)
+
+
+def _unregister(connection: StreamConnection) -> None:
+    event = connection._closing
+    entry = _open.get(event)
+    if entry is None:
+        return
+    connections, waiter = entry
+    connections.discard(connection)
+    if not connections:
+        del _open[event]
+        waiter.cancel()
+
+
+async def _close_all(event: asyncio.Event, connections: set[StreamConnection]) -> None:
+    await event.wait()
+    for connection in list(connections):
+        connection._close(GOING_AWAY, "server shutting down; reconnect and resume")
