@@ -123,7 +123,7 @@ class MarketBytes:
         current = self._pages.pop(key, None)
         if current is not None and current.born > page.born:
             page = current  # a newer build finished first: keep it
-        elif len(self._pages) >= MAX_PAGES:
+        while len(self._pages) >= MAX_PAGES:
             del self._pages[next(iter(self._pages))]
         self._pages[key] = page
 

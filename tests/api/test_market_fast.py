@@ -1,0 +1,245 @@
+"""The hot market routes' fast path (`api/routers/_market_fast.py`) and their cached bytes
+(`api/_cache.py`): answers identical to the declared routes, the same errors and limits,
+bytes rebuilt when the data changes."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+from authkit import http, make_key, make_settings, running
+from fastapi import FastAPI
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from cryptopulse.api import _cache
+from cryptopulse.api.routers._market_fast import newest_page_query
+from cryptopulse.domain.models import Candle, Ticker, Trade
+from cryptopulse.runtime import Services
+
+T0 = 1_700_000_040_000  # a minute boundary
+TICKER = "/v1/tickers/coinbase:BTC-USD"
+CANDLES = "/v1/candles/coinbase:BTC-USD"
+# Headers whose values differ between two requests by design.
+VARYING = {"x-request-id", "ratelimit", "ratelimit-remaining", "x-ratelimit-remaining"}
+VARYING |= {"x-ratelimit-reset", "ratelimit-reset"}
+
+
+def services_of(app: FastAPI) -> Services:
+    services: Services = app.state.services
+    return services
+
+
+async def feed(app: FastAPI, trades: list[Trade]) -> None:
+    services = services_of(app)
+    for trade in trades:
+        services.market.note_instrument(trade.instrument, "replay")
+        await services.pipeline.on_trade(trade)
+    await services.writer.flush()
+
+
+def trade(i: int, price: float, minute: int | None = None) -> Trade:
+    at = T0 + (i if minute is None else minute) * 60_000 + 5
+    return Trade("coinbase:BTC-USD", str(i), price, 1.0, "buy", at, at + 1)
+
+
+@pytest.fixture
+async def app(tmp_path: Path) -> AsyncIterator[FastAPI]:
+    async with running(make_settings(tmp_path)) as app:
+        await feed(app, [trade(i, 100.0 + i) for i in range(6)])
+        yield app
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    async with http(app, await make_key(app)) as client:
+        yield client
+
+
+def count_fast_routes(app: FastAPI) -> list[int]:
+    """A counter of the requests the fast routes (the app's first two) answer from now on."""
+    calls = [0]
+    for route in app.router.routes[:2]:
+        inner = route.app  # type: ignore[attr-defined]
+
+        async def counted(
+            scope: Scope, receive: Receive, send: Send, inner: ASGIApp = inner
+        ) -> None:
+            calls[0] += 1
+            await inner(scope, receive, send)
+
+        route.app = counted  # type: ignore[attr-defined]
+    return calls
+
+
+def same_answer(fast: httpx.Response, declared: httpx.Response) -> None:
+    assert (fast.status_code, fast.content) == (declared.status_code, declared.content)
+    assert {k: v for k, v in fast.headers.items() if k not in VARYING} == {
+        k: v for k, v in declared.headers.items() if k not in VARYING
+    }
+
+
+async def test_fast_answers_equal_the_declared_routes(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    fast_hits = count_fast_routes(app)
+    # Shapes the fast routes leave to the declared ones: a non-canonical name, a query
+    # parameter they do not know (ignored by the declared route), a padded limit.
+    pairs = [
+        (TICKER, "/v1/tickers/coinbase:btc-usd"),
+        (TICKER, "/v1/tickers/COINBASE:BTC-USD"),
+        ("/v1/tickers/BTC-USD", "/v1/tickers/btc-usd"),
+        (CANDLES, CANDLES + "?x=1"),
+        (CANDLES + "?limit=4", CANDLES + "?limit=04"),
+        (CANDLES + "?interval=5m&limit=2", CANDLES + "?limit=2&interval=5m&x="),
+        ("/v1/candles/BTC-USD?interval=1m", "/v1/candles/BTC-USD?interval=1m&y=2"),
+    ]
+    for fast_path, declared_path in pairs:
+        before = fast_hits[0]
+        fast = await client.get(fast_path)
+        assert fast_hits[0] == before + 1, fast_path
+        declared = await client.get(declared_path)
+        assert fast_hits[0] == before + 1, declared_path
+        assert fast.status_code == 200, fast.text
+        same_answer(fast, declared)
+    body = (await client.get(CANDLES + "?limit=4")).json()
+    assert [c["close"] for c in body["data"]] == [102.0, 103.0, 104.0, 105.0]
+    assert body["next_cursor"] is not None
+
+
+async def test_fast_routes_keep_auth_scopes_and_limits(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, plans={"b": {"rpm": 1000, "burst": 3}})
+    async with running(settings) as app:
+        await feed(app, [trade(0, 100.0)])
+        fast_hits = count_fast_routes(app)
+        no_scope = await make_key(app, scopes=["signals:read"])
+        limited = await make_key(app, plan="b")
+        async with http(app) as anonymous:
+            missing = await anonymous.get(TICKER)
+            bad = await anonymous.get(TICKER, headers={"X-API-Key": "cpk_live_" + "A" * 50})
+        async with http(app, no_scope) as client:
+            forbidden = await client.get(CANDLES)
+        async with http(app, limited) as client:
+            replies = await asyncio.gather(*(client.get(TICKER) for _ in range(5)))
+        assert fast_hits[0] == 8
+    assert missing.status_code == 401 and missing.headers["www-authenticate"]
+    assert bad.status_code == 401 and "invalid_token" in bad.headers["www-authenticate"]
+    assert forbidden.status_code == 403 and "market:read" in forbidden.json()["detail"]
+    for reply in (missing, bad, forbidden):
+        assert reply.headers["content-type"] == "application/problem+json"
+        assert reply.json()["request_id"] == reply.headers["x-request-id"]
+    statuses = sorted(r.status_code for r in replies)
+    assert statuses == [200, 200, 200, 429, 429]
+    ok = next(r for r in replies if r.status_code == 200)
+    assert ok.headers["ratelimit-policy"] == '"minute";q=1000;w=60, "burst";q=3;w=1'
+    assert ok.headers["x-ratelimit-limit"] == "1000" and ok.headers["cache-control"] == "no-store"
+    assert next(r for r in replies if r.status_code == 429).headers["retry-after"]
+
+
+async def test_ticker_bytes_follow_the_ticker(app: FastAPI, client: httpx.AsyncClient) -> None:
+    first = (await client.get(TICKER)).content
+    cache = _cache.market_bytes(app.state, services_of(app))
+    assert cache.ticker("coinbase:BTC-USD") is cache.ticker("coinbase:BTC-USD")  # built once
+    assert cache.ticker("coinbase:BTC-USD") == first
+    await services_of(app).pipeline.on_ticker(
+        Ticker("coinbase:BTC-USD", 99.5, 100.5, None, 1.0, 2.0, None, T0 + 20, T0 + 25)
+    )
+    changed = (await client.get(TICKER)).json()
+    assert changed["bid"] == 99.5 and changed["ask"] == 100.5
+    services_of(app).market.note_instrument("coinbase:BTC-USD", "live")
+    assert (await client.get(TICKER)).json()["source"] == "live"
+
+
+async def test_candle_pages_follow_the_store(app: FastAPI, client: httpx.AsyncClient) -> None:
+    page = (await client.get(CANDLES + "?limit=2")).json()
+    assert [c["close"] for c in page["data"]] == [104.0, 105.0]
+    # A trade in the open candle: invisible until the writer flushes it, then at once.
+    await services_of(app).pipeline.on_trade(trade(6, 106.5, minute=5))
+    assert (await client.get(CANDLES + "?limit=2")).json() == page
+    await services_of(app).writer.flush()
+    amended = (await client.get(CANDLES + "?limit=2")).json()
+    assert amended["data"][-1]["close"] == 106.5 and amended["data"][-1]["trades"] == 2
+    # Another process writing the store: seen within PAGE_MAX_AGE_S.
+    other = Candle("coinbase:BTC-USD", "1m", T0 + 6 * 60_000, 1, 2, 0.5, 1.5, 3, 4.5, 1, False)
+    await services_of(app).store.upsert_candles([other])
+    await asyncio.sleep(_cache.PAGE_MAX_AGE_S + 0.05)
+    assert (await client.get(CANDLES + "?limit=2")).json()["data"][-1]["close"] == 1.5
+
+
+async def test_one_store_read_for_concurrent_misses(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    store = services_of(app).store
+    reads = 0
+    original = store.get_candles
+
+    async def counting(*args: object, **kwargs: object) -> list[Candle]:
+        nonlocal reads
+        reads += 1
+        return await original(*args, **kwargs)  # type: ignore[arg-type]
+
+    store.get_candles = counting  # type: ignore[method-assign]
+    replies = await asyncio.gather(*(client.get(CANDLES + "?limit=3") for _ in range(20)))
+    assert {r.status_code for r in replies} == {200} and len({r.content for r in replies}) == 1
+    assert reads == 1
+
+
+async def test_pages_are_bounded(app: FastAPI, client: httpx.AsyncClient) -> None:
+    for limit in range(1, 40):
+        assert (await client.get(f"{CANDLES}?limit={limit}")).status_code == 200
+    cache = _cache.market_bytes(app.state, services_of(app))
+    assert len(cache._pages) == 39
+    original = _cache.MAX_PAGES
+    _cache.MAX_PAGES = 10
+    try:
+        for limit in range(40, 60):
+            await client.get(f"{CANDLES}?limit={limit}")
+    finally:
+        _cache.MAX_PAGES = original
+    assert len(cache._pages) <= 10
+
+
+@pytest.mark.parametrize(
+    ("query", "shape"),
+    [
+        (b"", ("1m", 100)),
+        (b"interval=5m", ("5m", 100)),
+        (b"limit=1000&interval=1d", ("1d", 1000)),
+        (b"limit=1001", None),
+        (b"limit=0", None),
+        (b"limit=+5", None),
+        (b"limit=1e2", None),
+        (b"interval=7m", None),
+        (b"interval=1%6D", None),
+        (b"start=1", None),
+        (b"cursor=abc", None),
+        (b"limit=5&", None),
+    ],
+)
+def test_newest_page_query(query: bytes, shape: tuple[str, int] | None) -> None:
+    assert newest_page_query(query) == shape
+
+
+async def test_revoked_key_is_refused_at_once_in_this_process(tmp_path: Path) -> None:
+    async with running(make_settings(tmp_path)) as app:
+        await feed(app, [trade(0, 100.0)])
+        admin = await make_key(app, scopes=["market:read", "admin"])
+        key = await make_key(app)
+        key_id = key[9:21]
+        async with http(app, key) as client, http(app, admin) as operator:
+            assert (await client.get(TICKER)).status_code == 200
+            assert (await operator.delete(f"/v1/admin/keys/{key_id}")).status_code == 200
+            refused = await client.get(TICKER)  # no wait for key_cache_ttl_s
+            assert refused.status_code == 401
+            assert refused.headers["content-type"] == "application/problem+json"
+            rotated = (
+                await operator.post(
+                    "/v1/admin/keys/" + admin[9:21] + "/rotate", json={"grace_s": 0}
+                )
+            ).json()["key"]
+            assert (await operator.get(TICKER)).status_code == 401
+            assert (
+                await operator.get(TICKER, headers={"Authorization": f"Bearer {rotated}"})
+            ).status_code == 200
