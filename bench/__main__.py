@@ -1,11 +1,26 @@
 """`python -m bench`: the indicator benchmark; `python -m bench predictions`: the
 prediction (micro-batching) benchmark; `python -m bench alerts`: alert-rule evaluation;
 `python -m bench ingest`: ingestion; `python -m bench serialization`: candles on the wire;
-`python -m bench rest`: REST routes under wrk; `python -m bench fanout`: WebSocket fan-out."""
+`python -m bench rest`: REST routes under wrk; `python -m bench fanout`: WebSocket fan-out;
+`python -m bench servers`: uvicorn (h11, httptools) vs granian, 1/2/5 workers;
+`python -m bench mixed`: ingest + stream clients + REST at once vs each alone;
+`python -m bench soak`: the mixed load for minutes, the server's RSS sampled."""
 
 import sys
 
 if __name__ == "__main__":
+    if sys.argv[1:2] == ["servers"]:
+        from bench.servers import main as servers
+
+        raise SystemExit(servers(sys.argv[2:]))
+    if sys.argv[1:2] == ["mixed"]:
+        from bench.mixed import main as mixed
+
+        raise SystemExit(mixed(sys.argv[2:]))
+    if sys.argv[1:2] == ["soak"]:
+        from bench.soak import main as soak
+
+        raise SystemExit(soak(sys.argv[2:]))
     if sys.argv[1:2] == ["alerts"]:
         from bench.alerts import main as alerts
 

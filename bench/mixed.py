@@ -17,7 +17,7 @@ time = receipt time = now), and spread over `--spread` copies of each of the cap
 deployment ingesting 5,000 trades/s covers hundreds of instruments anyway.
 
 The load generators run on CPU 0: the clients in this process (one event loop, the
-`websockets` client; client i subscribes to ``trades:`` of instrument i mod the
+`websockets` client, uvloop; client i subscribes to ``trades:`` of instrument i mod the
 instruments) and wrk (``-t1``, `--connections` connections cycling over
 ``/v1/tickers/coinbase:BTC-USD`` and ``/v1/candles/coinbase:BTC-USD?limit=100``, each
 connection pausing so that the offered rate is about `--rest-rate`; the server seeds 200
@@ -49,7 +49,9 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import uvloop
 from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
 
 from bench._measure import cpu_s, parse_wrk, percentile, rss_mb, spread, start_wrk, wrk_script
 
@@ -112,7 +114,9 @@ async def _inject(services: Any, rate: float, spread_copies: int, stats: dict[st
         await asyncio.sleep(_TICK_S)
 
 
-async def serve(port: int, rate: float, spread_copies: int, folder: Path) -> None:
+async def serve(
+    port: int, rate: float, spread_copies: int, folder: Path, history: int = 1000
+) -> None:
     import uvicorn
 
     from bench._rest_server import _UNLIMITED, _seed
@@ -126,6 +130,7 @@ async def serve(port: int, rate: float, spread_copies: int, folder: Path) -> Non
         source="sim",
         bootstrap_key=False,
         plans={"bench": plan},
+        bus_history=history,
     )
     app = create_app(settings, lambda s: Services.create(s, sources=[]))
     stats = {"injected": 0}
@@ -172,11 +177,13 @@ async def serve(port: int, rate: float, spread_copies: int, folder: Path) -> Non
 class Server:
     """A `bench.mixed serve` process pinned to CPU 1, with its key once it listens."""
 
-    def __init__(self, port: int, rate: float, spread_copies: int, folder: Path) -> None:
+    def __init__(
+        self, port: int, rate: float, spread_copies: int, folder: Path, history: int = 1000
+    ) -> None:
         self.port, self.folder = port, folder
         self.proc = subprocess.Popen(
             ["taskset", "-c", "1", sys.executable, "-m", "bench.mixed", "serve", str(port)]
-            + [str(rate), str(spread_copies), str(folder)],
+            + [str(rate), str(spread_copies), str(folder), str(history)],
             stdout=subprocess.DEVNULL,
             stderr=(folder / "server.log").open("wb"),
         )
@@ -217,6 +224,7 @@ class Clients:
     lags: list[float] = field(default_factory=list)
     received: int = 0
     closed: int = 0
+    close_codes: dict[str, int] = field(default_factory=dict)
     measuring: bool = False
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
@@ -237,6 +245,9 @@ class Clients:
                         self.lags.append(now_ms - msg["time"])
                     elif msg.get("type") == "error":
                         raise RuntimeError(f"stream error: {msg}")
+        except ConnectionClosed as exc:
+            code = str(exc.rcvd.code) if exc.rcvd is not None else "no close frame"
+            self.close_codes[code] = self.close_codes.get(code, 0) + 1
         finally:
             self.closed += 1
             ready.set()
@@ -251,11 +262,9 @@ class Clients:
         await asyncio.wait_for(asyncio.gather(*(r.wait() for r in readies)), timeout=180)
         if self.closed:
             failed = [t.exception() for t in self.tasks if t.done() and not t.cancelled()]
-            raise RuntimeError(f"{self.closed} stream clients closed early: {failed[:3]}")
-
-    def check(self) -> None:
-        if self.closed:
-            raise RuntimeError(f"{self.closed} stream clients were closed")
+            raise RuntimeError(
+                f"{self.closed} stream clients closed early: {failed[:3]} {self.close_codes}"
+            )
 
     def take(self) -> tuple[list[float], int]:
         lags, received = self.lags, self.received
@@ -284,7 +293,7 @@ async def run_part(part: str, args: argparse.Namespace, channels: list[str]) -> 
     """One fresh server under `part`'s load for `args.seconds`; the figures."""
     rate = 0.0 if part == "rest" else args.rate
     with tempfile.TemporaryDirectory() as tmp:
-        server = Server(args.port, rate, args.spread, Path(tmp))
+        server = Server(args.port, rate, args.spread, Path(tmp), args.bus_history)
         clients: Clients | None = None
         try:
             if part in ("stream", "mixed"):
@@ -346,8 +355,8 @@ def _cell(results: list[dict[str, float]], name: str, fmt: str) -> str:
 def table(runs: dict[str, list[dict[str, float]]]) -> list[str]:
     lines = [
         "| part | trades/s injected | REST req/s | REST p99 ms | stream frames/s "
-        "| lag p50 ms | lag p99 ms | server CPU s/s | server RSS MB | non-2xx |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| lag p50 ms | lag p99 ms | server CPU s/s | server RSS MB | non-2xx | clients closed |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     names = {"ingest": "ingest alone", "rest": "REST alone", "stream": "stream alone"}
     for part, results in runs.items():
@@ -360,7 +369,8 @@ def table(runs: dict[str, list[dict[str, float]]]) -> list[str]:
             f"| {_cell(results, 'frames_per_s', ',.0f')} | {_cell(results, 'lag_p50_ms', '.1f')} "
             f"| {_cell(results, 'lag_p99_ms', '.1f')} | {_cell(results, 'cpu_per_s', '.2f')} "
             f"| {_cell(results, 'rss_mb', ',.0f')} "
-            f"| {'–' if part in ('ingest', 'stream') else f'{bad:.0f}'} |"
+            f"| {'–' if part in ('ingest', 'stream') else f'{bad:.0f}'} "
+            f"| {_cell(results, 'client_closes', '.0f')} |"
         )
     return lines
 
@@ -372,6 +382,9 @@ def add_load_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rest-rate", type=float, default=200.0, help="offered requests/s")
     parser.add_argument("--connections", type=int, default=10, help="wrk connections")
     parser.add_argument("--warmup", type=float, default=3.0, help="seconds before measuring")
+    parser.add_argument(
+        "--bus-history", type=int, default=1000, help="the server's bus_history setting"
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -389,7 +402,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     runs: dict[str, list[dict[str, float]]] = {p: [] for p in parts}
     for _ in range(args.repeats):
         for part in parts:
-            runs[part].append(asyncio.run(run_part(part, args, channels)))
+            runs[part].append(uvloop.run(run_part(part, args, channels)))
     print(
         f"{args.rate:,.0f} trades/s offered over {len(channels)} instruments, "
         f"{args.clients} stream clients, REST {args.rest_rate:g} req/s offered "
@@ -409,7 +422,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":
     if sys.argv[1:2] == ["serve"]:
-        port, rate, copies, folder = sys.argv[2:6]
-        asyncio.run(serve(int(port), float(rate), int(copies), Path(folder)))
+        port, rate, copies, folder, history = sys.argv[2:7]
+        uvloop.run(serve(int(port), float(rate), int(copies), Path(folder), int(history)))
     else:
         raise SystemExit(main(sys.argv[1:]))
