@@ -7,8 +7,9 @@ for alerts.
 1. History: the last 60 one-minute candles over REST, and their 20-candle SMA.
 2. Live: trades and 1m candles of the instrument from the resumable stream (reconnects,
    resumes, refills gaps by itself), with the SMA updated on every closed candle.
-3. Alerts: a webhook receiver on --webhook-port, registered with the API, plus an alert
-   that fires when the price crosses a level close to the current one. Every delivery's
+3. Alerts: a webhook receiver on --webhook-port, registered with the API, plus a breakout
+   pair of alerts: the price rising through +0.02 % or falling through -0.02 % of the
+   current price (whichever way it leaves the band, one fires). Every delivery's
    Standard Webhooks signature is verified with the endpoint's secret; a forged or stale
    one is refused with 401. (The server must be able to reach the receiver: for a local
    run set CRYPTOPULSE_WEBHOOK_ALLOW_PRIVATE_TARGETS=true on the server.)
@@ -83,19 +84,26 @@ class Bot:
         return Response(status_code=204)
 
     async def arm(self, webhook_url: str) -> None:
-        """Register the receiver and an alert just above the current price."""
+        """Register the receiver and a breakout pair of alerts around the current price."""
         endpoint = await self.client.create_webhook(webhook_url, "hybrid bot")
         self.verifier = Webhook(endpoint.secret)
         last = (await self.client.ticker(self.instrument)).last or 0.0
-        rule = await self.client.create_alert(
-            {
-                "name": f"{self.instrument} crosses {last:.2f}",
-                "kind": "price_cross",
-                "params": {"instrument": self.instrument, "level": last, "direction": "either"},
-                "cooldown_ms": 60_000,  # at most one firing a minute
-            }
-        )
-        say("armed", webhook=endpoint.id, rule=rule.id, level=last)
+        rules = []
+        for direction, level in (("up", last * 1.0002), ("down", last * 0.9998)):
+            rule = await self.client.create_alert(
+                {
+                    "name": f"{self.instrument} breaks {direction} through {level:.2f}",
+                    "kind": "price_cross",
+                    "params": {
+                        "instrument": self.instrument,
+                        "level": level,
+                        "direction": direction,
+                    },
+                    "cooldown_ms": 60_000,  # at most one firing a minute
+                }
+            )
+            rules.append(rule.id)
+        say("armed", webhook=endpoint.id, rules=rules, price=last)
 
 
 async def main(args: argparse.Namespace) -> None:
