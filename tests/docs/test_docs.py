@@ -1,15 +1,26 @@
 """The docs site builds (`mkdocs build --strict`, the API reference generated from the
-OpenAPI document), and the code samples run against a real server.
+OpenAPI document), and every code sample in the docs runs against a real server.
 
-A sample is a fenced `python`, `sh` or `bash` block. On the pages this suite owns, every
-sample is preceded by `<!-- run -->` (executed here) or `<!-- norun: why -->`; the README's
-"Try it" curls and its WebSocket client run too. Samples are written for `make serve`
-(`http://127.0.0.1:8000`, `data/first-key.txt`); the test points them at its own server
-and working directory.
+A sample is a fenced `python`, `sh` or `bash` block. Every sample in docs/ is preceded by
+one of:
+
+- `<!-- run -->`: executed verbatim here (`test_runnable_sample`);
+- `<!-- run: how -->`: executed by a test of its own, in the way the mark says (it needs
+  something besides the server: a local EVM node, a model file, a second server...);
+  `DEDICATED` names that test;
+- `<!-- norun: why -->`: only for what is not code to run (the shape of a record), listed
+  in `NOT_RUN`, or a sample another test file runs, named in the mark and checked to read
+  the page.
+
+The README's samples carry no marks; `README_SAMPLES` says how each one is run. Samples are
+written for `make serve` (`http://127.0.0.1:8000`, `data/first-key.txt`, `.venv`); the tests
+point them at their own server and working directory.
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
 import re
 import subprocess
@@ -17,21 +28,27 @@ import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from itertools import takewhile
 from pathlib import Path
 
 import httpx
 import pytest
 
-from web.served import Served, serve
+from chain import local_chain
+from mcp import Client, StdioServerParameters
+from ml.factories import logistic_onnx
+from web.served import DATA, Served, free_port, serve, server_env, wait_ready
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"
-PAGES = ("index.md", "quickstart.md", "concepts.md", "api.md")  # pages whose samples we own
+PAGES = sorted(page.name for page in DOCS.glob("*.md"))
 FENCE = re.compile(
-    r"(?:<!-- (?P<mark>run|norun: [^>]*?) -->\n)?```(?P<lang>\w*)[^\n]*\n(?P<code>.*?)^```",
+    r"(?:<!-- (?P<mark>run(?:: [^>]*?)?|norun: [^>]*?) -->\n)?```(?P<lang>\w*)[^\n]*\n"
+    r"(?P<code>.*?)^```",
     re.S | re.M,
 )
 SAMPLE_LANGS = {"python", "sh", "bash"}
+BIN = Path(sys.executable).parent
 
 pytestmark = pytest.mark.timeout(150)
 
@@ -58,49 +75,75 @@ def samples(path: Path) -> list[Sample]:
     return found
 
 
-RUNNABLE = [s for page in PAGES for s in samples(DOCS / page) if s.mark == "run"]
+ALL = [s for page in PAGES for s in samples(DOCS / page)]
+RUNNABLE = [s for s in ALL if s.mark == "run"]
 
-
-# Samples on the other pages (their owners' files, which carry no marks) and why they are
-# not run verbatim here. A page that gains samples fails the test below until it is listed.
-OTHER_PAGES = {
-    "api-analytics.md": "run by test_api_analytics_curls_on_the_anonymous_plan",
-    "benchmarks.md": "minutes of benchmark (`make bench`); tests/test_bench.py runs it small",
-    "indicators.md": "a fragment: `closed_candle` and `candles` are the reader's",
-    "models.md": "trains models (minutes) and needs a model file of the reader's",
-    "sdk.md": "not run yet: `KEY` is the reader's, the stream loop is endless, and the "
-    "coinbase: instruments need live feeds (its owner's tests/client run the SDK)",
-    "mcp.md": "not run yet: top-level `await` and `KEY` are the reader's (tests/mcp run the "
-    "same calls)",
-    "onchain.md": "needs the reader's own RPC endpoint (YOUR-ENDPOINT)",
-    "sectors.md": "`cryptopulse serve` with the reader's token file: runs until stopped",
-    "signals.md": "the shape of a record, not code",
+# `<!-- run: how -->` samples and the test below that runs each one that way.
+DEDICATED = {
+    "api-analytics.md#1": "test_api_analytics_curls_on_the_anonymous_plan",
+    "benchmarks.md#1": "test_benchmark_commands_run_with_tiny_sizes",
+    "mcp.md#2": "test_mcp_stdio_command_serves_an_agent",
+    "models.md#1": "test_models_quick_start_imports_trains_and_predicts",
+    "models.md#2": "test_models_register_an_onnx_model_and_serve_it",
+    "onchain.md#1": "test_onchain_configuration_follows_a_local_node",
+    "quickstart.md#7": "test_mkdocs_serve_answers_and_the_strict_build_passes",
+    "sectors.md#1": "test_sectors_tokens_file_is_merged_and_checked",
+}
+# `<!-- norun: why -->` samples that are not code to run.
+NOT_RUN = {
+    "signals.md#1": "not code: the shape of a Signal record",
+    "quickstart.md#1": "`make serve` binds port 8000 until stopped (the README's curls and "
+    "clients run against the same server here); `make test` is this suite itself",
+}
+# How each README sample is run (they carry no marks; README.md is the project's front page).
+README_SAMPLES = {
+    2: "test_readme_curl_examples",
+    3: "test_readme_websocket_client_streams_until_stopped",
+    4: "test_readme_key_commands_create_list_rotate_revoke",
+    5: "test_readme_command_line_synopsis_matches_the_cli",
+    7: "test_readme_sdk_snippet_streams_until_stopped",
+}
+README_NOT_RUN = {
+    1: "`make serve` binds port 8000 until stopped; `make test` is this suite itself",
+    6: "the scale-out topology (PostgreSQL, Redis, two ingest shards, two API replicas of two "
+    "workers on fixed ports): tests/scaleout/test_cluster.py starts the same commands behind "
+    "nginx; too heavy for this module",
 }
 
 
-def test_every_page_with_samples_runs_them_or_says_why_not() -> None:
-    with_samples = {
-        page.name
-        for page in DOCS.glob("*.md")
-        if page.name not in PAGES and any(s.mark is None for s in samples(page))
-    }
-    assert with_samples == set(OTHER_PAGES), "list the page in OTHER_PAGES, or run its samples"
+def test_every_sample_in_the_docs_is_run_or_is_not_code() -> None:
+    tests = globals()
+    for sample in ALL:
+        if sample.mark is None:
+            pytest.fail(f"{sample.id}: mark it <!-- run -->, <!-- run: how --> or norun")
+        elif sample.mark.startswith("run: "):
+            assert sample.id in DEDICATED, f"{sample.id}: name the test that runs it"
+            assert DEDICATED[sample.id] in tests, DEDICATED[sample.id]
+        elif sample.mark.startswith("norun: "):
+            elsewhere = re.search(r"run by (tests/\S+\.py)", sample.mark)
+            if elsewhere:  # another test file runs it: it must read this page
+                assert sample.page in (ROOT / elsewhere[1]).read_text(), sample.id
+            else:
+                assert sample.id in NOT_RUN, f"{sample.id}: {sample.mark!r} is not a reason"
+    marked = {s.id for s in ALL if s.mark and s.mark.startswith("run: ")}
+    assert marked == set(DEDICATED), "a DEDICATED entry whose sample lost its mark"
+    assert {s.id for s in ALL if s.mark and s.mark.startswith("norun")} >= set(NOT_RUN)
+    assert len(RUNNABLE) >= 11
 
 
-def test_every_sample_on_our_pages_is_marked_run_or_norun_with_a_reason() -> None:
-    for page in PAGES:
-        for sample in samples(DOCS / page):
-            assert sample.mark is not None, f"{sample.id} is neither <!-- run --> nor norun"
-            if sample.mark != "run":
-                assert len(sample.mark) > len("norun: ") + 10, f"{sample.id}: say why"
-    assert len(RUNNABLE) >= 6
+def test_every_readme_sample_is_run_or_says_why_not() -> None:
+    numbers = {s.number for s in samples(ROOT / "README.md")}
+    assert numbers == set(README_SAMPLES) | set(README_NOT_RUN), "say how it runs"
+    assert all(name in globals() for name in README_SAMPLES.values())
 
 
 def test_site_builds_strict_with_the_api_reference_from_openapi(tmp_path: Path) -> None:
     site = tmp_path / "site"
+    build = dedicated("quickstart.md#7").code.splitlines()[1]
+    assert build == ".venv/bin/mkdocs build --strict"  # quickstart.md: as written (+ -d)
     env = {**os.environ, "NO_MKDOCS_2_WARNING": "1"}
     result = subprocess.run(
-        [str(Path(sys.executable).parent / "mkdocs"), "build", "--strict", "-d", str(site)],
+        [str(BIN / "mkdocs"), "build", "--strict", "-d", str(site)],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -124,9 +167,39 @@ def test_site_builds_strict_with_the_api_reference_from_openapi(tmp_path: Path) 
         assert not re.search(r'<(?:link|script)[^>]+(?:href|src)="(?:https?:)?//', html), page
 
 
+def test_mkdocs_serve_answers_and_the_strict_build_passes() -> None:
+    # quickstart.md: `mkdocs serve` runs until stopped (the build is the test above).
+    line = dedicated("quickstart.md#7").code.splitlines()[0].split("#")[0].split()
+    assert line == [".venv/bin/mkdocs", "serve"]
+    port = free_port()
+    env = {**os.environ, "NO_MKDOCS_2_WARNING": "1"}
+    argv = [str(BIN / "mkdocs"), "serve", "-a", f"127.0.0.1:{port}"]
+    proc = subprocess.Popen(
+        argv, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            assert proc.poll() is None, "mkdocs serve exited"
+            try:
+                page = httpx.get(f"http://127.0.0.1:{port}/quickstart/", timeout=2)
+                if page.status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "mkdocs serve did not answer in 90 s"
+            time.sleep(0.5)
+        assert "A first key" in page.text
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
-    with serve(tmp_path_factory.mktemp("docs-server"), ("ETH-BTC", "LTC-BTC")) as running:
+    # models.md waits for a newly trained model: reload the registry every second
+    extra = {"CRYPTOPULSE_ML_RELOAD_S": "1"}
+    with serve(tmp_path_factory.mktemp("docs-server"), ("ETH-BTC", "LTC-BTC"), extra) as running:
         # the samples read composite and simulator data: wait until both have some
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -159,10 +232,37 @@ def run_sample(lang: str, code: str, served: Served, workdir: Path, timeout: flo
     return result.stdout
 
 
+def dedicated(sample_id: str) -> Sample:
+    """The sample `sample_id` (page#number), which must be marked `<!-- run: ... -->`."""
+    (sample,) = [s for s in ALL if s.id == sample_id]
+    assert sample.mark and sample.mark.startswith("run: "), sample
+    return sample
+
+
+FLOAT = r"-?\d+(?:\.\d+)?(?:e-?\d+)?"
+# What a sample must print (each pattern at least once), beyond exiting 0.
+EXPECT = {
+    "sdk.md#1": [rf"\A{FLOAT}\n((snapshot|data|refetch) {FLOAT}\n){{5}}\Z"],
+    "sdk.md#2": [
+        r"^404 unknown instrument 'nowhere:FOO-BAR'.* [0-9a-f]{32}$",
+        r"^422 \[\('interval', \"Input should be",
+    ],
+    "sdk.md#3": [r"^[1-9]\d* trades in the last minute$", r"^(ETH|LTC) \w"],
+    "mcp.md#1": [r"'get_price'.*'get_signals'", r'"instrument": "BTC-USD"', r'"last": \d'],
+    "indicators.md#1": [rf"^rsi {FLOAT} macd {FLOAT} atr {FLOAT}$"],
+}
+
+
 @pytest.mark.parametrize("sample", RUNNABLE, ids=[s.id for s in RUNNABLE])
 def test_runnable_sample(sample: Sample, served: Served, workdir: Path) -> None:
     output = run_sample(sample.lang, sample.code, served, workdir)
     assert output.strip() or "test " in sample.code, f"{sample.id} printed nothing"
+    for pattern in EXPECT.get(sample.id, []):
+        assert re.search(pattern, output, re.M), (sample.id, pattern, output[-2000:])
+
+
+def test_expectations_name_runnable_samples() -> None:
+    assert set(EXPECT) <= {s.id for s in RUNNABLE}
 
 
 def readme_block(heading: str, lang: str) -> str:
@@ -193,6 +293,23 @@ def test_readme_curl_examples(served: Served, workdir: Path) -> None:
     assert '"scopes"' in joined  # /v1/me
 
 
+def read_lines(proc: subprocess.Popen[str], count: int, seconds: float) -> list[str]:
+    """Up to `count` lines of the process's output within `seconds`, then kill it."""
+    lines: list[str] = []
+    try:
+        assert proc.stdout is not None
+        deadline = time.monotonic() + seconds
+        while len(lines) < count and time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            lines.append(line)
+    finally:
+        proc.kill()
+        proc.wait(timeout=10)
+    return lines
+
+
 def test_readme_websocket_client_streams_until_stopped(served: Served, workdir: Path) -> None:
     # The README's client loops forever (it reconnects and resumes): run it, read a few
     # messages, stop it.
@@ -206,30 +323,309 @@ def test_readme_websocket_client_streams_until_stopped(served: Served, workdir: 
         stderr=subprocess.STDOUT,
         text=True,
     )
-    lines: list[str] = []
-    try:
-        assert proc.stdout is not None
-        deadline = time.monotonic() + 30
-        while len(lines) < 4 and time.monotonic() < deadline:
-            line = proc.stdout.readline()
-            if not line:
-                break
-            lines.append(line)
-    finally:
-        proc.kill()
-        proc.wait(timeout=10)
+    lines = read_lines(proc, 4, 30)
     assert len(lines) >= 4, lines
     assert all(line.startswith(("trades:sim:BTC-USD ", "candles:BTC-USD:1m ")) for line in lines)
 
 
 def test_api_analytics_curls_on_the_anonymous_plan(tmp_path: Path) -> None:
     # docs/api-analytics.md calls without a key: a server with CRYPTOPULSE_ANONYMOUS_PLAN.
-    code = re.search(r"^```sh\n(.*?)^```", (DOCS / "api-analytics.md").read_text(), re.S | re.M)
-    assert code
+    sample = dedicated("api-analytics.md#1")
     pairs = ("ETH-BTC", "LTC-BTC", "XMR-BTC", "ZEC-BTC")
     extra = {"CRYPTOPULSE_ANONYMOUS_PLAN": "public"}
     with serve(tmp_path, pairs, extra) as running:
-        for curl in code[1].splitlines():
+        outputs = []
+        for curl in sample.code.splitlines():
             line = curl.replace("127.0.0.1:8000", running.base.removeprefix("http://"))
             output = run_sample("sh", f"{line} -f -w '\\n%{{http_code}}'", running, tmp_path)
             assert output.endswith("\n200"), (curl, output[-500:])
+            outputs.append(json.loads(output.rsplit("\n", 1)[0]))
+    grades, privacy, correlations, indicators = outputs
+    assert len(grades["data"]) == 3 and privacy["id"] == "privacy"
+    assert correlations["instrument"] == "binance:ETH-BTC"
+    assert [set(row["values"]) for row in indicators["data"]] == [{"rsi", "macd"}] * 2
+
+
+def test_benchmark_commands_run_with_tiny_sizes() -> None:
+    # `make bench` takes minutes: each documented command runs with sizes that take
+    # seconds (later options win), `--help` as written.
+    tiny = ["--instruments", "3", "--updates", "2", "--repeats", "2", "--window", "300"]
+    commands = [
+        line.split("  #")[0].split()
+        for line in dedicated("benchmarks.md#1").code.splitlines()
+        if line.strip()
+    ]
+    assert len(commands) == 2
+    for argv in commands:
+        assert argv[:3] == [".venv/bin/python", "-m", "bench"], argv
+        args = argv[3:] if "--help" in argv else argv[3:] + tiny
+        done = subprocess.run(
+            [sys.executable, "-m", "bench", *args],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr[-2000:]
+        if "--help" in argv:
+            assert "--instruments" in done.stdout and "--contenders" in done.stdout
+        else:
+            assert "| cryptopulse" in done.stdout and "talipp" in done.stdout, done.stdout
+
+
+async def test_mcp_stdio_command_serves_an_agent(served: Served, workdir: Path) -> None:
+    # The documented line is the tool process an agent starts: the SDK's stdio client runs
+    # it (through bash, as written) and talks MCP over its stdin and stdout.
+    code = dedicated("mcp.md#2").code
+    code = code.replace("127.0.0.1:8000", served.base.removeprefix("http://"))
+    params = StdioServerParameters(command="bash", args=["-c", code], env=served.env, cwd=workdir)
+    async with Client(params) as mcp:
+        tools = {tool.name for tool in (await mcp.list_tools()).tools}
+        assert {"get_price", "get_candles", "get_grades", "create_alert"} <= tools
+        result = await mcp.call_tool("get_price", {"instrument": "BTC-USD"})
+        text = result.content[0].text  # type: ignore[union-attr]
+        assert json.loads(text)["instrument"] == "BTC-USD", text
+
+
+def models_sample(sample_id: str) -> str:
+    """models.md reads the bundled candle files from ../shared/data, next to the project."""
+    return dedicated(sample_id).code.replace("../shared/data", str(DATA))
+
+
+def test_models_quick_start_imports_trains_and_predicts(served: Served, workdir: Path) -> None:
+    output = run_sample("sh", models_sample("models.md#1"), served, workdir, timeout=120)
+    assert "binance:ETH-BTC: 5760 5m candles upserted" in output
+    assert "binance:LTC-BTC: 5760 5m candles upserted" in output
+    # the wait loop, the GET and /v1/models print JSON documents back to back
+    decoder, documents, at = json.JSONDecoder(), [], output.index('{"data"')
+    while at < len(output.rstrip()):
+        document, at = decoder.raw_decode(output, at)
+        documents.append(document)
+    batch, single, models = documents
+    assert [p["instrument"] for p in batch["data"]] == ["binance:ETH-BTC", "binance:LTC-BTC"]
+    assert all(0 <= p["probability_up"] <= 1 for p in [*batch["data"], single])
+    assert single["model"]["name"] == "baseline"
+    trained = {m["instrument"] for m in models["data"] if m["name"] == "baseline"}
+    assert {"binance:ETH-BTC", "binance:LTC-BTC"} <= trained
+    assert all(m["scores"]["samples"] > 4000 for m in models["data"] if m["kind"] == "builtin")
+
+
+def test_models_register_an_onnx_model_and_serve_it(served: Served, workdir: Path) -> None:
+    (workdir / "my-model.onnx").write_bytes(logistic_onnx([0.5, -2.0, 3.0], 0.1))
+    output = run_sample("sh", models_sample("models.md#2"), served, workdir)
+    assert "my-model" in output, output
+    url = f"{served.base}/v1/predictions/binance:ETH-BTC?model=my-model"
+    deadline = time.monotonic() + 30  # the server reloads its registry every second here
+    while (got := httpx.get(url, headers=served.auth)).status_code == 404:
+        assert time.monotonic() < deadline, got.text
+        time.sleep(0.5)
+    assert got.status_code == 200, got.text
+    body = got.json()
+    assert body["model"]["name"] == "my-model" and body["model"]["kind"] != "builtin"
+    assert 0 <= body["probability_up"] <= 1 and body["horizon"] == 12
+
+
+def stop(proc: subprocess.Popen[str]) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+
+
+async def test_onchain_configuration_follows_a_local_node(tmp_path: Path) -> None:
+    code = dedicated("onchain.md#1").code
+    assert code.count("YOUR-ENDPOINT") == 2 and '"chain_id": 1,' in code
+    async with local_chain() as node:
+        sender, receiver = node.accounts[1], node.accounts[2]
+        for _ in range(20):
+            await node.send(sender, receiver, value=10**15)
+            await node.mine()
+        head = int(await node.rpc("eth_blockNumber"), 16)
+        code = (
+            code.replace("https://YOUR-ENDPOINT", node.url)
+            .replace("wss://YOUR-ENDPOINT", node.ws_url)
+            .replace('"chain_id": 1,', '"chain_id": 1337,')
+        )
+        port = free_port()
+        env = {**server_env(tmp_path / "onchain.db"), "CRYPTOPULSE_PORT": str(port)}
+        script = f"{code}\nexec .venv/bin/cryptopulse serve --source sim"
+        log = tmp_path / "serve.log"
+        with log.open("w") as out:
+            proc = subprocess.Popen(
+                ["bash", "-c", script], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT
+            )
+        try:
+            base = f"http://127.0.0.1:{port}"
+            wait_ready(base, proc, log)
+            auth = {"Authorization": f"Bearer {(tmp_path / 'first-key.txt').read_text().strip()}"}
+            async with httpx.AsyncClient(base_url=base, headers=auth, timeout=5) as http:
+                deadline = time.monotonic() + 30
+                while True:  # 12 confirmations: blocks 1 .. head - 12, stored in batches
+                    chain = (await http.get("/v1/onchain/chains")).json()["data"][0]
+                    got = await http.get("/v1/onchain/ethereum/metrics?interval=block&limit=100")
+                    rows = got.json()["data"]
+                    if len(rows) >= head - 11 or time.monotonic() > deadline:
+                        break
+                    await asyncio.sleep(0.3)
+                assert chain["chain"] == "ethereum" and chain["connected"], chain
+                assert chain["head"] == head and chain["processed"] == head - 12, chain
+                assert chain["websocket"] and chain["tokens"][0]["symbol"] == "USDC"
+            # backfill_blocks (300) reaches back to the genesis block, which has no transaction
+            assert [row["number"] for row in rows] == list(range(head - 11)), rows
+            assert rows[0]["tx_count"] == 0
+            for row in rows[1:]:
+                block = await node.rpc("eth_getBlockByNumber", hex(row["number"]), False)
+                assert row["hash"] == block["hash"]
+                assert row["tx_count"] == len(block["transactions"]) == 1
+                assert row["active_addresses"] == 2 and row["gas_used"] == 21000
+        finally:
+            stop(proc)
+
+
+TOKENS_FILE = """\
+sectors:
+  - {id: digital-gold, name: Digital gold, description: Scarce stores of value}
+tokens:
+  - symbol: BTC
+    name: Bitcoin
+    supply: {circulating: 19950000, total: 19950000, max: 21000000, as_of: "2025-12-01"}
+    sectors: [l1, digital-gold]
+  - symbol: PAXG
+    name: PAX Gold
+    supply: {circulating: 250000, total: 250000, max: null, as_of: "2025-12-01"}
+    sectors: [digital-gold, rwa]
+"""
+
+
+def start_with_tokens(code: str, tmp: Path, tokens: str) -> tuple[subprocess.Popen[str], str]:
+    (tmp / "my-tokens.yaml").write_text(tokens)
+    port = free_port()
+    env = {**server_env(tmp / "tokens.db"), "CRYPTOPULSE_PORT": str(port)}
+    env |= {"CRYPTOPULSE_SOURCE": "sim", "PATH": f"{Path(sys.executable).parent}:{env['PATH']}"}
+    (tmp / ".venv").symlink_to(Path(sys.executable).parent.parent)
+    with (tmp / "serve.log").open("w") as out:
+        proc = subprocess.Popen(
+            ["bash", "-c", code], cwd=tmp, env=env, stdout=out, stderr=subprocess.STDOUT, text=True
+        )
+    return proc, f"http://127.0.0.1:{port}"
+
+
+def test_sectors_tokens_file_is_merged_and_checked(tmp_path: Path) -> None:
+    code = dedicated("sectors.md#1").code
+    good, bad = tmp_path / "good", tmp_path / "bad"
+    good.mkdir()
+    bad.mkdir()
+    proc, base = start_with_tokens(code, good, TOKENS_FILE)
+    try:
+        wait_ready(base, proc, good / "serve.log")
+        auth = {"Authorization": f"Bearer {(good / 'first-key.txt').read_text().strip()}"}
+        btc = httpx.get(f"{base}/v1/tokens/BTC", headers=auth).json()
+        assert btc["supply"]["circulating"] == 19950000 and btc["supply"]["as_of"] == "2025-12-01"
+        assert btc["sectors"] == ["l1", "digital-gold"]
+        gold = httpx.get(f"{base}/v1/tokens?sector=digital-gold", headers=auth).json()["data"]
+        assert [t["symbol"] for t in gold] == ["BTC", "PAXG"]
+        eth = httpx.get(f"{base}/v1/tokens/ETH", headers=auth).json()  # shipped, kept
+        assert eth["name"] == "Ethereum"
+    finally:
+        stop(proc)
+    # A token naming a sector nobody defines stops the start, naming it.
+    proc, _ = start_with_tokens(code, bad, TOKENS_FILE.replace("rwa]", "nowhere-sector]"))
+    try:
+        assert proc.wait(timeout=60) != 0
+    finally:
+        stop(proc)
+    assert "nowhere-sector" in (bad / "serve.log").read_text()
+
+
+def test_readme_key_commands_create_list_rotate_revoke(served: Served, workdir: Path) -> None:
+    # As a reader runs them: optional [flags] given, KEY_ID the id `keys create` printed.
+    lines = [
+        line.split("  #")[0].strip()
+        for line in readme_block("## Keys and plans", "sh").splitlines()
+    ]
+    create, listing, rotate, revoke = [re.sub(r"\[([^]]*)\]", r"\1", line) for line in lines]
+    created = run_sample("sh", create, served, workdir)
+    match = re.search(r"created key (\w+) for account 'me' \(plan pro", created)
+    assert match, created
+    key_id, key = match[1], created.strip().splitlines()[-1]
+    me = httpx.get(f"{served.base}/v1/me", headers={"Authorization": f"Bearer {key}"})
+    assert me.status_code == 200 and set(me.json()["scopes"]) == {"market:read", "signals:read"}
+    listed = run_sample("sh", listing, served, workdir)
+    assert key not in listed  # never shows the keys
+    rows = {row["key_id"]: row for row in json.loads(listed)}  # quickstart.md made one too
+    assert rows[key_id]["name"] == "my-bot" and {row["account"] for row in rows.values()} == {"me"}
+    rotated = run_sample("sh", rotate.replace("KEY_ID", key_id), served, workdir)
+    new_key = rotated.strip().splitlines()[-1]
+    assert new_key.startswith("cpk_live_") and new_key != key, rotated
+    for credential in (key, new_key):  # the old key stays valid during the grace period
+        got = httpx.get(f"{served.base}/v1/me", headers={"Authorization": f"Bearer {credential}"})
+        assert got.status_code == 200, got.text
+    run_sample("sh", revoke.replace("KEY_ID", key_id), served, workdir)
+    deadline = time.monotonic() + 10
+    while (
+        got := httpx.get(f"{served.base}/v1/me", headers={"Authorization": f"Bearer {key}"})
+    ).status_code == 200:
+        assert time.monotonic() < deadline, "the revoked key is still accepted"
+        time.sleep(0.2)
+    assert got.status_code == 401
+
+
+def test_readme_command_line_synopsis_matches_the_cli() -> None:
+    # A synopsis, not a script (`auto|live|...`, FILE): every command and option it names
+    # exists in the CLI.
+    from typer.testing import CliRunner
+
+    from cryptopulse.cli import app
+
+    runner = CliRunner()
+    checked = 0
+    for line in readme_block("## Command line", "sh").splitlines():
+        words = re.sub(r"[][]", "", line.split("  #")[0]).split()
+        assert words[0] == ".venv/bin/cryptopulse", line
+        head, *alternatives = " ".join(words[1:]).split(" | ")
+        group = head.split()[:1]  # `models list | register FILE`: siblings under `models`
+        for parts in [head.split(), *(group + alt.split() for alt in alternatives)]:
+            command = list(takewhile(lambda word: re.fullmatch(r"[a-z]+", word), parts))
+            options = [word for word in parts if word.startswith("-")]
+            result = runner.invoke(app, [*command, "--help"], env={"COLUMNS": "200"})
+            assert result.exit_code == 0, (line, command, result.output)
+            for option in options:
+                found = re.search(rf"(?<![\w-]){re.escape(option)}(?![\w-])", result.output)
+                assert found, (line, option, result.output)
+            checked += 1
+    assert checked >= 10
+
+
+def test_readme_sdk_snippet_streams_until_stopped(served: Served, workdir: Path) -> None:
+    # The README's snippet is a fragment (top-level `await`, the reader's KEY): run it in a
+    # coroutine with the key from data/first-key.txt, read a few messages, stop it.
+    snippet = readme_block("## SDK and MCP", "python")
+    imports = [line for line in snippet.splitlines() if line.startswith("from ")]
+    body = [line for line in snippet.splitlines() if line and not line.startswith("from ")]
+    code = "\n".join(
+        [
+            "import asyncio",
+            *imports,
+            'KEY = open("data/first-key.txt").read().strip()',
+            "async def main() -> None:",
+            *("    " + line for line in body),
+            "asyncio.run(main())",
+        ]
+    ).replace("127.0.0.1:8000", served.base.removeprefix("http://"))
+    proc = subprocess.Popen(
+        [sys.executable, "-u", "-c", code],
+        cwd=workdir,
+        env=served.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    lines = read_lines(proc, 4, 30)
+    assert len(lines) >= 4, lines
+    assert all(re.fullmatch(r"(snapshot|data|refetch) \d+(\.\d+)?\n", line) for line in lines), (
+        lines
+    )
