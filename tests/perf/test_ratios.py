@@ -32,11 +32,16 @@ from bench._captures import laps, load_trade_frames  # noqa: E402
 from bench.ingest import run_msgspec, run_pipeline  # noqa: E402
 
 # Measured (docs/benchmarks.md): the pipeline at ~1/140 of msgspec decode-only, the ticker
-# route at ~0.28x the bare route. The target for the route is 0.6x and is NOT met
-# yet (auth + rate limit + FastAPI dependencies cost ~2.5x the bare route): this floor
-# guards today's figure against regressions, and moves up as the route gets faster.
+# route (auth + rate limit, cached bytes) at ~0.45-0.55x a bare route placed where it is,
+# first in the app (so routing costs both the same). The 0.6x is not met in
+# process: auth and the rate limiter cost ~15 us a request against ~20 us for the whole
+# bare request; under wrk (HTTP parsing included) the route is at ~0.8x. This floor keeps
+# a margin (~20 %) under the lowest figure seen on the loaded VM (0.49), so only a
+# regression crosses it.
 PIPELINE_FLOOR = 1 / 400
-TICKER_FLOOR = 0.15
+TICKER_FLOOR = 0.40
+# The key's plan: limits no measured request reaches, so the limiter runs its whole path.
+_UNLIMITED = {"rpm": 10**9, "burst": 10**9, "monthly_quota": 10**12}
 
 
 def _best_cpu(fn: Callable[[], object], rounds: int) -> float:
@@ -65,6 +70,7 @@ class _Asgi:
         self.app = app
         self.headers = [(b"host", b"test"), (b"authorization", f"Bearer {key}".encode())]
         self.status = 0
+        self.body = b""
 
     async def get(self, path: str) -> int:
         scope = {
@@ -88,6 +94,8 @@ class _Asgi:
         async def send(message: dict[str, object]) -> None:
             if message["type"] == "http.response.start":
                 self.status = int(message["status"])  # type: ignore[call-overload]
+            elif message["type"] == "http.response.body":
+                self.body = message.get("body", b"")  # type: ignore[assignment]
 
         await self.app(scope, receive, send)
         return self.status
@@ -96,7 +104,10 @@ class _Asgi:
 @pytest.fixture
 async def app(tmp_path: Path) -> AsyncIterator[FastAPI]:
     settings = Settings(
-        database_url=f"sqlite+aiosqlite:///{tmp_path}/perf.db", source="sim", bootstrap_key=False
+        database_url=f"sqlite+aiosqlite:///{tmp_path}/perf.db",
+        source="sim",
+        bootstrap_key=False,
+        plans={"perf": _UNLIMITED},
     )
     app = create_app(settings, lambda s: Services.create(s, sources=[]))
     async with app.router.lifespan_context(app):
@@ -112,22 +123,24 @@ async def test_ticker_route_keeps_its_ratio_to_a_bare_route(app: FastAPI) -> Non
         account="perf",
         name="perf key",
         scopes=["market:read"],
-        plan="enterprise",  # burst 1,000: every measured request stays under the limit
+        plan="perf",
         plans=set(services.access.plans),
         actor="test",
     )
     client = _Asgi(app, new.key)
     assert await client.get("/v1/tickers/coinbase:BTC-USD") == 200
-    body = b'{"instrument":"coinbase:BTC-USD","last":100.0}'
+    body = client.body  # the same bytes, pre-built
 
     async def bare(request: Request) -> Response:
         return Response(body, media_type="application/json")
 
-    # The same server: the bare route runs behind the same middleware stack.
-    app.router.routes.append(Route("/bare/ticker", bare))
+    # The same server: the bare route runs behind the same middleware stack, first in the
+    # route list as our fast routes are (a route appended last pays FastAPI's matching of
+    # every router before it, ~4x the cost of the whole bare request).
+    app.router.routes.insert(0, Route("/bare/ticker", bare))
     assert await client.get("/bare/ticker") == 200
 
-    async def round_of(path: str, n: int = 60) -> float:
+    async def round_of(path: str, n: int = 100) -> float:
         t0 = time.process_time()
         for _ in range(n):
             await client.get(path)
@@ -135,7 +148,7 @@ async def test_ticker_route_keeps_its_ratio_to_a_bare_route(app: FastAPI) -> Non
         return time.process_time() - t0
 
     ours = bare_cost = float("inf")
-    for _ in range(5):
+    for _ in range(7):
         ours = min(ours, await round_of("/v1/tickers/coinbase:BTC-USD"))
         bare_cost = min(bare_cost, await round_of("/bare/ticker"))
     ratio = bare_cost / ours
