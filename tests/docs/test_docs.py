@@ -101,13 +101,11 @@ README_SAMPLES = {
     3: "test_readme_websocket_client_streams_until_stopped",
     4: "test_readme_key_commands_create_list_rotate_revoke",
     5: "test_readme_command_line_synopsis_matches_the_cli",
+    6: "test_readme_scale_out_commands_serve_from_two_replicas",
     7: "test_readme_sdk_snippet_streams_until_stopped",
 }
 README_NOT_RUN = {
     1: "`make serve` binds port 8000 until stopped; `make test` is this suite itself",
-    6: "the scale-out topology (PostgreSQL, Redis, two ingest shards, two API replicas of two "
-    "workers on fixed ports): tests/scaleout/test_cluster.py starts the same commands behind "
-    "nginx; too heavy for this module",
 }
 
 
@@ -629,3 +627,68 @@ def test_readme_sdk_snippet_streams_until_stopped(served: Served, workdir: Path)
     assert all(re.fullmatch(r"(snapshot|data|refetch) \d+(\.\d+)?\n", line) for line in lines), (
         lines
     )
+
+
+def test_readme_scale_out_commands_serve_from_two_replicas(tmp_path: Path, workdir: Path) -> None:
+    # As written, on a database and a Redis of the test's own and free ports; the `&`
+    # processes run under one bash, stopped as a group.
+    import psycopg
+
+    from scaleout.cluster import ADMIN_PG
+    from scaleout.services import RedisServer
+
+    code = readme_block("## Scale-out", "sh")
+    database = f"cp_docs_{os.getpid()}_{int(time.time())}"
+    redis = RedisServer(tmp_path / "redis")
+    api, ingest = [free_port(), free_port()], [free_port(), free_port()]
+    code = (
+        code.replace("127.0.0.1:5432/cryptopulse", f"127.0.0.1:5432/{database}")
+        .replace("redis://127.0.0.1:6379/0", redis.url)
+        .replace("--port 8000", f"--port {api[0]}")
+        .replace("--port 8001", f"--port {api[1]}")
+        .replace("--port 9101", f"--port {ingest[1]}")
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CRYPTOPULSE_")}
+    env |= {
+        "CRYPTOPULSE_INGEST_PORT": str(ingest[0]),  # the first shard's default port
+        "CRYPTOPULSE_SOURCE": "sim",
+        "CRYPTOPULSE_INSTRUMENTS": "coinbase:BTC-USD,binance:ETH-USDT",
+        "CRYPTOPULSE_ANALYTICS_ENABLED": "false",
+        "CRYPTOPULSE_FIRST_KEY_FILE": str(workdir / "data" / "cluster-key.txt"),
+    }
+    with psycopg.connect(ADMIN_PG, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{database}"')  # type: ignore[arg-type]
+    redis.start()
+    log = tmp_path / "cluster.log"
+    try:
+        with log.open("w") as out:
+            proc = subprocess.Popen(
+                ["bash", "-c", f"{code}\nwait"],
+                cwd=workdir,
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        try:
+            for port in api:
+                wait_ready(f"http://127.0.0.1:{port}", proc, log, timeout=90)
+            key = (workdir / "data" / "cluster-key.txt").read_text().strip()
+            auth = {"Authorization": f"Bearer {key}"}
+            for port in api:
+                ready = httpx.get(f"http://127.0.0.1:{port}/readyz").json()
+                assert ready["role"] == "api", ready
+                deadline = time.monotonic() + 30
+                while True:
+                    got = httpx.get(f"http://127.0.0.1:{port}/v1/tickers/BTC-USD", headers=auth)
+                    if got.status_code == 200 or time.monotonic() > deadline:
+                        break
+                    time.sleep(0.5)
+                assert got.status_code == 200, got.text
+        finally:
+            os.killpg(proc.pid, 15)
+            proc.wait(timeout=20)
+    finally:
+        redis.stop()
+        with psycopg.connect(ADMIN_PG, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')  # type: ignore[arg-type]
