@@ -162,7 +162,9 @@ async def serve(
         async def report() -> None:
             out = folder / "stats.json"
             while True:
-                out.write_bytes(orjson.dumps({"injected": stats["injected"], "t": time.time()}))
+                part = out.with_suffix(".part")  # replaced whole: a reader never sees half
+                part.write_bytes(orjson.dumps({"injected": stats["injected"], "t": time.time()}))
+                part.replace(out)
                 await asyncio.sleep(0.5)
 
         tasks.append(asyncio.create_task(report()))
