@@ -1,17 +1,24 @@
 """REST hot paths under wrk: our routes (auth and rate limiting on) vs a bare Starlette
 route with the same pre-built bytes vs a pydantic ``response_model`` route, one server.
 
-    python -m bench rest [--seconds 4] [--repeats 3] [--connections 32]
+    python -m bench rest [--seconds 4] [--repeats 3] [--connections 32] [--before SRC]
 
 The server (bench/_rest_server.py) is pinned to CPU 1 and wrk to CPU 0 with ``taskset``;
-each repetition runs every path in turn, so all of them share the machine's mood. wrk
-(Debian's) runs a closed loop at `--connections`; it has no fixed-rate mode, so "p99 at
-70 % of peak" needs wrk2 and is not measured here.
+each repetition runs the contenders of a route back to back, in an order that rotates
+from one repetition to the next, so neighbours in time share the machine's mood. The
+"vs" columns are medians of the per-repetition ratios (each against the contender run
+next to it), min–max in brackets: on a shared machine they wander far less than the
+requests/s themselves. ``--before SRC`` also serves our routes from another source tree
+(e.g. ``git archive <commit> src``: the package directory above ``cryptopulse/``) in a
+second server on the same CPU, measured in the same rotation ("ours (before)" rows).
+wrk (Debian's) runs a closed loop at `--connections`; it has no fixed-rate mode, so "p99
+at 70 % of peak" needs wrk2 and is not measured here.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import statistics
 import subprocess
@@ -29,6 +36,7 @@ PATHS = {
     "candles 100: bare Starlette": "/bare/candles",
     "candles 100: pydantic route": "/peer/candles/coinbase:BTC-USD?limit=100",
 }
+BEFORE = "ours (before)"
 _UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3}
 
 
@@ -54,13 +62,20 @@ def wrk(url: str, key: str, seconds: int, connections: int) -> tuple[float, floa
     return rps, p99, int(bad.group(1)) if bad else 0
 
 
-def _start_server(port: int, tmp: Path) -> tuple[subprocess.Popen[bytes], str]:
+def _start_server(
+    port: int, tmp: Path, src: str | None = None
+) -> tuple[subprocess.Popen[bytes], str]:
     key_file = tmp / "key"
+    env = dict(os.environ)
+    if src is not None:
+        # The other tree's package first; bench/ still comes from this checkout.
+        env["PYTHONPATH"] = os.pathsep.join([src, str(Path(__file__).resolve().parents[1])])
     server = subprocess.Popen(
         ["taskset", "-c", "1", sys.executable, "-m", "bench._rest_server", str(port)]
         + [str(key_file), str(tmp / "bench.db")],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        env=env,
     )
     for _ in range(600):
         if key_file.exists() and key_file.read_text():
@@ -71,37 +86,71 @@ def _start_server(port: int, tmp: Path) -> tuple[subprocess.Popen[bytes], str]:
     raise RuntimeError("the bench server did not start within 60 s")
 
 
+def _contenders(before: bool) -> dict[str, list[str]]:
+    """Route kind -> its contenders (names of `runs`), measured back to back."""
+    kinds: dict[str, list[str]] = {}
+    for name in PATHS:
+        kinds.setdefault(name.split(":")[0], []).append(name)
+    if before:
+        for kind, names in kinds.items():
+            names.insert(1, f"{kind}: {BEFORE}")
+    return kinds
+
+
+def _ratios(mine: list[float], theirs: list[float]) -> str:
+    ratios = [a / b for a, b in zip(mine, theirs, strict=True)]
+    return f"{statistics.median(ratios):.2f}× ({min(ratios):.2f}–{max(ratios):.2f})"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench rest", description=__doc__)
     parser.add_argument("--seconds", type=int, default=4)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--port", type=int, default=18931)
+    parser.add_argument("--before", metavar="SRC", help="also serve our routes from SRC")
     args = parser.parse_args(argv)
-    runs: dict[str, list[tuple[float, float, int]]] = {name: [] for name in PATHS}
+    kinds = _contenders(args.before is not None)
+    runs: dict[str, list[tuple[float, float, int]]] = {
+        name: [] for names in kinds.values() for name in names
+    }
     with tempfile.TemporaryDirectory() as tmp:
-        server, key = _start_server(args.port, Path(tmp))
+        servers = [_start_server(args.port, Path(tmp))]
+        if args.before is not None:
+            (Path(tmp) / "before").mkdir()
+            servers.append(_start_server(args.port + 1, Path(tmp) / "before", args.before))
         try:
-            for _ in range(args.repeats):
-                for name, path in PATHS.items():
-                    url = f"http://127.0.0.1:{args.port}{path}"
-                    runs[name].append(wrk(url, key, args.seconds, args.connections))
+            for rep in range(args.repeats):
+                for names in kinds.values():
+                    shift = rep % len(names)
+                    for name in names[shift:] + names[:shift]:
+                        kind, contender = name.split(": ")
+                        port, key = args.port, servers[0][1]
+                        if contender == BEFORE:
+                            port, key = args.port + 1, servers[1][1]
+                            path = PATHS[f"{kind}: ours"]
+                        else:
+                            path = PATHS[name]
+                        url = f"http://127.0.0.1:{port}{path}"
+                        runs[name].append(wrk(url, key, args.seconds, args.connections))
         finally:
-            server.terminate()
-            server.wait(timeout=30)
+            for server, _ in servers:
+                server.terminate()
+                server.wait(timeout=30)
     print(f"wrk -t1 -c{args.connections} -d{args.seconds}s, {args.repeats} repetitions")
     print("| route | requests/s (min–max) | p99 ms (min–max) | vs bare | vs pydantic | non-2xx |")
     print("| --- | ---: | ---: | ---: | ---: | ---: |")
-    for name, result in runs.items():
-        kind = name.split(":")[0]
-        rps = [r for r, _, _ in result]
-        p99 = [p for _, p, _ in result]
-        bare = statistics.median(r for r, _, _ in runs[f"{kind}: bare Starlette"])
-        peer = statistics.median(r for r, _, _ in runs[f"{kind}: pydantic route"])
-        med = statistics.median(rps)
-        print(
-            f"| {name} | {med:,.0f} ({min(rps):,.0f}–{max(rps):,.0f}) "
-            f"| {statistics.median(p99):.1f} ({min(p99):.1f}–{max(p99):.1f}) "
-            f"| {med / bare:.2f}× | {med / peer:.2f}× | {sum(b for _, _, b in result)} |"
-        )
+    for kind, names in kinds.items():
+        bare = [r for r, _, _ in runs[f"{kind}: bare Starlette"]]
+        peer = [r for r, _, _ in runs[f"{kind}: pydantic route"]]
+        for name in names:
+            result = runs[name]
+            rps = [r for r, _, _ in result]
+            p99 = [p for _, p, _ in result]
+            print(
+                f"| {name} | {statistics.median(rps):,.0f} ({min(rps):,.0f}–{max(rps):,.0f}) "
+                f"| {statistics.median(p99):.1f} ({min(p99):.1f}–{max(p99):.1f}) "
+                f"| {_ratios(rps, bare)} | {_ratios(rps, peer)} "
+                f"| {sum(b for _, _, b in result)} |"
+            )
     return 0
