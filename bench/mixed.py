@@ -163,7 +163,10 @@ async def serve(
             out = folder / "stats.json"
             while True:
                 part = out.with_suffix(".part")  # replaced whole: a reader never sees half
-                part.write_bytes(orjson.dumps({"injected": stats["injected"], "t": time.time()}))
+                channels = getattr(app.state.services.bus, "_channels", {})
+                retained = sum(len(c.history) for c in tuple(channels.values()))
+                figures = {"injected": stats["injected"], "t": time.time(), "retained": retained}
+                part.write_bytes(orjson.dumps(figures))
                 part.replace(out)
                 await asyncio.sleep(0.5)
 
@@ -203,8 +206,12 @@ class Server:
     def log_tail(self) -> str:
         return (self.folder / "server.log").read_text(errors="replace")[-3000:]
 
+    def stats(self) -> dict[str, float]:
+        """The server's counters: trades injected, when, messages retained by the bus."""
+        return orjson.loads((self.folder / "stats.json").read_bytes())  # type: ignore[no-any-return]
+
     def injected(self) -> tuple[int, float]:
-        stats = orjson.loads((self.folder / "stats.json").read_bytes())
+        stats = self.stats()
         return int(stats["injected"]), float(stats["t"])
 
     def stop(self) -> None:
@@ -234,7 +241,11 @@ class Clients:
         headers = {"Authorization": f"Bearer {self.key}"}
         try:
             async with connect(
-                self.url, additional_headers=headers, max_queue=None, open_timeout=120
+                self.url,
+                additional_headers=headers,
+                max_queue=None,
+                open_timeout=120,
+                ping_interval=None,  # the stream has its own heartbeats; no client-side closes
             ) as ws:
                 await ws.send(orjson.dumps({"op": "subscribe", "id": 1, "channels": [channel]}))
                 async for raw in ws:
