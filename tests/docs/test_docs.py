@@ -92,8 +92,8 @@ DEDICATED = {
 # `<!-- norun: why -->` samples that are not code to run.
 NOT_RUN = {
     "signals.md#1": "not code: the shape of a Signal record",
-    "quickstart.md#1": "`make serve` binds port 8000 until stopped (the README's curls and "
-    "clients run against the same server here); `make test` is this suite itself",
+    "quickstart.md#1": "run by .ci/run on the fresh clone: `make serve` until /readyz answers "
+    "(simulated), then `make test`, which is this suite itself",
 }
 # How each README sample is run (they carry no marks; README.md is the project's front page).
 README_SAMPLES = {
@@ -105,7 +105,8 @@ README_SAMPLES = {
     7: "test_readme_sdk_snippet_streams_until_stopped",
 }
 README_NOT_RUN = {
-    1: "`make serve` binds port 8000 until stopped; `make test` is this suite itself",
+    1: "run by .ci/run on the fresh clone: `make serve` until /readyz answers (simulated), "
+    "then `make test`, which is this suite itself",
 }
 
 
@@ -133,6 +134,15 @@ def test_every_readme_sample_is_run_or_says_why_not() -> None:
     numbers = {s.number for s in samples(ROOT / "README.md")}
     assert numbers == set(README_SAMPLES) | set(README_NOT_RUN), "say how it runs"
     assert all(name in globals() for name in README_SAMPLES.values())
+
+
+def test_ci_runs_the_two_readme_commands_on_the_fresh_clone() -> None:
+    # README#1 and quickstart.md#1 (`make serve`, `make test`) are run by .ci/run itself.
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert "setsid make serve" in ci and '"mode"] == "simulated"' in ci
+    assert ci.rstrip().endswith("make test")
+    first = samples(ROOT / "README.md")[0].code
+    assert "make serve" in first and "make test" in first
 
 
 def test_site_builds_strict_with_the_api_reference_from_openapi(tmp_path: Path) -> None:
