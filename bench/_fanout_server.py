@@ -1,13 +1,15 @@
 """The server side of `bench/fanout.py`: one of three WebSocket servers and a publisher.
 
-    python -m bench._fanout_server KIND PORT RATE KEY_FILE DB_PATH
+    python -m bench._fanout_server KIND PORT RATE KEY_FILE DB_PATH [PAD]
 
 KIND is ``ours`` (the real app's ``/v1/stream``, a key checked at the handshake, the
 publisher calling the memory bus as the pipeline does), ``broadcast`` (a raw `websockets`
 server, the publisher calling ``websockets.broadcast``: the ceiling) or ``send_json`` (a
 Starlette WebSocket route, the publisher awaiting ``send_json`` per client in a loop: the
 typical peer). The publisher sends RATE messages a second on one channel; each carries
-its publish time (``time.time_ns()``) so clients measure publish → receive.
+its publish time (``time.time_ns()``) so clients measure publish → receive, and PAD bytes
+of padding (120 by default: a trade-sized payload). Every server runs on uvloop, as
+`cryptopulse serve` does.
 """
 
 from __future__ import annotations
@@ -20,17 +22,18 @@ from typing import Any
 
 import orjson
 import uvicorn
+import uvloop
 import websockets
 from starlette.applications import Starlette
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 CHANNEL = "trades:coinbase:BTC-USD"
-_PAD = "x" * 120  # a trade-sized payload
+_pad = "x" * 120  # a trade-sized payload
 
 
 def _payload(seq: int) -> dict[str, Any]:
-    return {"t": time.time_ns(), "n": seq, "pad": _PAD}
+    return {"t": time.time_ns(), "n": seq, "pad": _pad}
 
 
 async def _pace(rate: float, publish: Any) -> None:
@@ -133,16 +136,19 @@ async def serve_ours(port: int, rate: float, key_file: Path, db: Path) -> None:
 
 
 def main() -> None:
+    global _pad
     kind, port, rate = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
     key_file, db = Path(sys.argv[4]), Path(sys.argv[5])
+    if len(sys.argv) > 6:
+        _pad = "x" * int(sys.argv[6])
     if kind == "ours":
-        asyncio.run(serve_ours(port, rate, key_file, db))
+        uvloop.run(serve_ours(port, rate, key_file, db))
         return
     key_file.write_text("-")
     if kind == "broadcast":
-        asyncio.run(serve_broadcast(port, rate))
+        uvloop.run(serve_broadcast(port, rate))
     else:
-        asyncio.run(serve_send_json(port, rate))
+        uvloop.run(serve_send_json(port, rate))
 
 
 if __name__ == "__main__":
