@@ -9,7 +9,6 @@ reloads workers gracefully, TERM drains and stops). Settings come from CRYPTOPUL
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 
 wsgi_app = "cryptopulse.processes.gunicorn:create_api_app()"
@@ -19,9 +18,11 @@ bind = os.environ.get(
     "GUNICORN_BIND",
     f"{os.environ.get('CRYPTOPULSE_HOST', '0.0.0.0')}:{os.environ.get('CRYPTOPULSE_PORT', '8000')}",  # noqa: S104
 )
-# Measured on this project (docs/operations.md, "Sizing"): one worker per core.
+# Measured on this project (docs/operations.md, "Sizing" and "Choosing the server and the
+# workers"): one worker per core this process may run on. Workers beyond the cores cost
+# throughput and ~160 MB each; cpu_count() counts the host's cores, not the cpuset.
 workers = int(os.environ.get("GUNICORN_WORKERS", os.environ.get("CRYPTOPULSE_WORKERS", "0")))
-workers = workers or multiprocessing.cpu_count()
+workers = workers or len(os.sched_getaffinity(0))
 # Streams are long-lived: a worker is "timed out" only when its event loop is stuck.
 timeout = 60
 graceful_timeout = 30
