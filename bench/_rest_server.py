@@ -6,7 +6,8 @@
   key of a plan whose limits are high enough that no request gets a 429, so the rate
   limiter runs its full path on every request) and the whole middleware stack;
 - ``/bare/ticker``, ``/bare/candles``: bare Starlette routes returning the bytes our
-  routes returned at startup, pre-built (the ceiling, same server, same middleware);
+  routes returned at startup, pre-built (the ceiling, same server, same middleware), first
+  in the route list, just ahead of our fast routes (``api/routers/_market_fast.py``);
 - ``/peer/tickers/{i}``, ``/peer/candles/{i}``: straightforward FastAPI routes with a
   pydantic ``response_model``, building the model per request (the typical peer), no auth.
 
