@@ -30,6 +30,7 @@ from starlette.types import Scope
 from cryptopulse.api._auth import authorize_request
 from cryptopulse.api._cache import market_bytes
 from cryptopulse.api.routers.market import MAX_CANDLES, SCOPE, Interval, JSONBytes, newest_page
+from cryptopulse.domain.instruments import InvalidInstrument, parse_instrument
 from cryptopulse.runtime import Services
 
 __all__ = ["fast_routes"]
@@ -47,7 +48,22 @@ def _services(scope: Scope) -> Services | None:
 def _known(services: Services, name: str) -> bool:
     """`name` is canonical and live, so `_resolve` would accept it without the store."""
     market = services.market
-    return name in market.sources or name in market.composites
+    return (name in market.sources or name in market.composites) and _canonical(name)
+
+
+_CANONICAL: dict[str, bool] = {}  # live instrument names only: bounded by the market
+
+
+def _canonical(name: str) -> bool:
+    canonical = _CANONICAL.get(name)
+    if canonical is None:
+        try:
+            canonical = str(parse_instrument(name)) == name
+        except InvalidInstrument:
+            canonical = False
+        if len(_CANONICAL) < 100_000:
+            _CANONICAL[name] = canonical
+    return canonical
 
 
 def newest_page_query(query: bytes) -> tuple[str, int] | None:
