@@ -32,12 +32,12 @@ from bench._captures import laps, load_trade_frames  # noqa: E402
 from bench.ingest import run_msgspec, run_pipeline  # noqa: E402
 
 # Measured (docs/benchmarks.md): the pipeline at ~1/140 of msgspec decode-only, the ticker
-# route (auth + rate limit, cached bytes) at ~0.45-0.55x a bare route placed where it is,
+# route (auth + rate limit, cached bytes) at 0.51-0.54x a bare route placed where it is,
 # first in the app (so routing costs both the same). The 0.6x is not met in
 # process: auth and the rate limiter cost ~15 us a request against ~20 us for the whole
 # bare request; under wrk (HTTP parsing included) the route is at ~0.8x. This floor keeps
-# a margin (~20 %) under the lowest figure seen on the loaded VM (0.49), so only a
-# regression crosses it.
+# a margin (~20 %) under the lowest figure seen on the loaded VM, so only a regression
+# crosses it.
 PIPELINE_FLOOR = 1 / 400
 TICKER_FLOOR = 0.40
 # The key's plan: limits no measured request reaches, so the limiter runs its whole path.
