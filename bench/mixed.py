@@ -10,11 +10,13 @@ auth and rate limits on), simulator off, with no sources: a task in the server i
 trades into the app's own ingest path (``Pipeline.on_trade``, as a source does) at
 `--rate` trades/s, in batches every 10 ms, yielding to the event loop between batches as a
 source does between frames. The trades are the real captures' (bench/_captures.py, parsed
-by our parsers once at startup), each stamped with the wall clock when injected (exchange
-time = receipt time = now), and spread over `--spread` copies of each of the captures'
-14 instruments (``coinbase:SKL3-USD``...): 5,000 trades/s on 14 instruments would put
-~350 messages/s on every channel, so no client core could follow 2,000 subscribers; a
-deployment ingesting 5,000 trades/s covers hundreds of instruments anyway.
+by our parsers once at startup), each stamped with the wall-clock time it was due at the
+rate as its exchange time (a stall of the server before injecting counts as lag, as it
+would for a live feed) and the time it was injected as its receipt time, and spread over
+`--spread` copies of each of the captures' 14 instruments (``coinbase:SKL3-USD``...):
+5,000 trades/s on 14 instruments would put ~350 messages/s on every channel, so no client
+core could follow 2,000 subscribers; a deployment ingesting 5,000 trades/s covers hundreds
+of instruments anyway.
 
 The load generators run on CPU 0: the clients in this process (one event loop, the
 `websockets` client, uvloop; client i subscribes to ``trades:`` of instrument i mod the
@@ -27,9 +29,9 @@ Parts, each on a fresh server, interleaved per repetition: **ingest alone** (the
 clients, no REST), **REST alone** (no trades), **stream alone** (trades + clients), **mixed**
 (all three). Reported: trades/s actually injected, REST requests/s and p99 (wrk's
 latency distribution), stream lag p50/p99 (the client's clock at receipt − the trade's
-`time` stamped at injection: ingest → pipeline → bus → send queue → socket → client; the
-same machine clock, whole milliseconds), frames delivered per second, and the server's
-CPU seconds per wall second (its process tree, /proc).
+exchange `time`, when the trade was due: ingest → pipeline → bus → send queue → socket →
+client; the same machine clock, whole milliseconds), frames delivered per second, and the
+server's CPU seconds per wall second (its process tree, /proc).
 """
 
 from __future__ import annotations
@@ -98,6 +100,7 @@ async def _inject(services: Any, rate: float, spread_copies: int, stats: dict[st
     copies = {(t[0], k): copy_name(t[0], k) for t in trades for k in range(spread_copies)}
     on_trade = services.pipeline.on_trade
     start = time.perf_counter()
+    wall_ms = time.time() * 1000
     n = 0
     while True:
         due = int((time.perf_counter() - start) * rate)
@@ -107,7 +110,11 @@ async def _inject(services: Any, rate: float, spread_copies: int, stats: dict[st
             while n < batch_end:
                 instrument, price, size, side = trades[n % len(trades)]
                 name = copies[instrument, (n // len(trades)) % spread_copies]
-                await on_trade(Trade(name, str(n), price, size, side, now, now))  # type: ignore[arg-type]
+                # Exchange time: when the trade was due (a stall before injection is lag,
+                # as it would be for a live feed); receipt time: now.
+                happened = int(wall_ms + n * 1000 / rate)
+                trade = Trade(name, str(n), price, size, side, happened, now)  # type: ignore[arg-type]
+                await on_trade(trade)
                 n += 1
             stats["injected"] = n
             await asyncio.sleep(0)
@@ -319,7 +326,7 @@ async def run_part(part: str, args: argparse.Namespace, channels: list[str]) -> 
             wrk = None
             if part in ("rest", "mixed"):
                 delay = args.connections * 1000 / args.rest_rate if args.rest_rate else 0.0
-                script = wrk_script(REST_PATHS, delay, Path(tmp))
+                script = wrk_script(args.rest_paths.split(","), delay, Path(tmp))
                 base = f"http://127.0.0.1:{args.port}"
                 wrk = start_wrk(base, server.key, args.seconds, args.connections, script)
             n0, t0 = server.injected()
@@ -394,6 +401,7 @@ def add_load_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--spread", type=int, default=100, help="copies of each instrument")
     parser.add_argument("--rest-rate", type=float, default=200.0, help="offered requests/s")
     parser.add_argument("--connections", type=int, default=10, help="wrk connections")
+    parser.add_argument("--rest-paths", default=",".join(REST_PATHS), help="comma-separated")
     parser.add_argument("--warmup", type=float, default=3.0, help="seconds before measuring")
     parser.add_argument(
         "--bus-history", type=int, default=1000, help="the server's bus_history setting"

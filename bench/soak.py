@@ -29,7 +29,6 @@ import uvloop
 
 from bench._measure import cpu_s, parse_wrk, percentile, rss_mb, start_wrk, wrk_script
 from bench.mixed import (
-    REST_PATHS,
     Clients,
     Server,
     add_load_arguments,
@@ -84,7 +83,7 @@ async def soak(args: argparse.Namespace) -> int:
         try:
             await clients.start(args.clients)
             delay = args.connections * 1000 / args.rest_rate if args.rest_rate else 0.0
-            script = wrk_script(REST_PATHS, delay, Path(tmp))
+            script = wrk_script(args.rest_paths.split(","), delay, Path(tmp))
             base = f"http://127.0.0.1:{args.port}"
             wrk = start_wrk(base, server.key, total_s, args.connections, script)
             pid = server.proc.pid
