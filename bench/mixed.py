@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import os
 import resource
 import statistics
@@ -141,6 +142,21 @@ async def serve(
     )
     app = create_app(settings, lambda s: Services.create(s, sources=[]))
     stats = {"injected": 0}
+    full_gc = {"count": 0, "max_ms": 0.0, "total_ms": 0.0, "started": 0.0}
+
+    def on_gc(phase: str, info: dict[str, int]) -> None:
+        """Time every full (generation 2) collection: the loop stands still meanwhile."""
+        if info["generation"] != 2:
+            return
+        if phase == "start":
+            full_gc["started"] = time.perf_counter()
+            return
+        ms = (time.perf_counter() - full_gc["started"]) * 1000
+        full_gc["count"] += 1
+        full_gc["total_ms"] += ms
+        full_gc["max_ms"] = max(full_gc["max_ms"], ms)
+
+    gc.callbacks.append(on_gc)
     async with app.router.lifespan_context(app):
         key = await _seed(app)
         config = uvicorn.Config(
@@ -172,7 +188,14 @@ async def serve(
                 part = out.with_suffix(".part")  # replaced whole: a reader never sees half
                 channels = getattr(app.state.services.bus, "_channels", {})
                 retained = sum(len(c.history) for c in tuple(channels.values()))
-                figures = {"injected": stats["injected"], "t": time.time(), "retained": retained}
+                figures = {
+                    "injected": stats["injected"],
+                    "t": time.time(),
+                    "retained": retained,
+                    "gc2_count": full_gc["count"],
+                    "gc2_max_ms": full_gc["max_ms"],
+                    "gc2_total_ms": full_gc["total_ms"],
+                }
                 part.write_bytes(orjson.dumps(figures))
                 part.replace(out)
                 await asyncio.sleep(0.5)
@@ -329,6 +352,7 @@ async def run_part(part: str, args: argparse.Namespace, channels: list[str]) -> 
                 script = wrk_script(args.rest_paths.split(","), delay, Path(tmp))
                 base = f"http://127.0.0.1:{args.port}"
                 wrk = start_wrk(base, server.key, args.seconds, args.connections, script)
+            gc0 = server.stats()
             n0, t0 = server.injected()
             cpu0, wall0 = cpu_s(server.proc.pid), time.perf_counter()
             if clients is not None:
@@ -337,11 +361,15 @@ async def run_part(part: str, args: argparse.Namespace, channels: list[str]) -> 
             await asyncio.sleep(args.seconds)
             lags, received = clients.take() if clients is not None else ([], 0)
             n1, t1 = server.injected()
+            gc1 = server.stats()
             cpu1, wall1 = cpu_s(server.proc.pid), time.perf_counter()
             result: dict[str, float] = {
                 "injected_per_s": (n1 - n0) / max(t1 - t0, 1e-9) if rate else float("nan"),
                 "cpu_per_s": (cpu1 - cpu0) / (wall1 - wall0),
                 "rss_mb": rss_mb(server.proc.pid),
+                "gc2_count": gc1["gc2_count"] - gc0["gc2_count"],
+                "gc2_ms_per_s": (gc1["gc2_total_ms"] - gc0["gc2_total_ms"]) / (t1 - t0),
+                "gc2_max_ms": gc1["gc2_max_ms"],
             }
             if clients is not None:
                 lags.sort()
@@ -375,8 +403,9 @@ def _cell(results: list[dict[str, float]], name: str, fmt: str) -> str:
 def table(runs: dict[str, list[dict[str, float]]]) -> list[str]:
     lines = [
         "| part | trades/s injected | REST req/s | REST p99 ms | stream frames/s "
-        "| lag p50 ms | lag p99 ms | server CPU s/s | server RSS MB | non-2xx | clients closed |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| lag p50 ms | lag p99 ms | server CPU s/s | server RSS MB | full GCs "
+        "| longest full GC ms | non-2xx | clients closed |",
+        "| --- " + "| ---: " * 12 + "|",
     ]
     names = {"ingest": "ingest alone", "rest": "REST alone", "stream": "stream alone"}
     for part, results in runs.items():
@@ -388,7 +417,8 @@ def table(runs: dict[str, list[dict[str, float]]]) -> list[str]:
             f"| {_cell(results, 'rps', ',.0f')} | {_cell(results, 'p99_ms', '.1f')} "
             f"| {_cell(results, 'frames_per_s', ',.0f')} | {_cell(results, 'lag_p50_ms', '.1f')} "
             f"| {_cell(results, 'lag_p99_ms', '.1f')} | {_cell(results, 'cpu_per_s', '.2f')} "
-            f"| {_cell(results, 'rss_mb', ',.0f')} "
+            f"| {_cell(results, 'rss_mb', ',.0f')} | {_cell(results, 'gc2_count', '.0f')} "
+            f"| {_cell(results, 'gc2_max_ms', ',.0f')} "
             f"| {'–' if part in ('ingest', 'stream') else f'{bad:.0f}'} "
             f"| {_cell(results, 'client_closes', '.0f')} |"
         )

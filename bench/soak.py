@@ -62,6 +62,7 @@ class Window:
         lags, received = clients.take()
         lags.sort()
         injected, at = server.injected()
+        stats = server.stats()
         return {
             "end_s": end_s,
             "rss_mb": rss_mb(pid),
@@ -70,7 +71,9 @@ class Window:
             "frames_per_s": received / (now - self.t),
             "cpu_per_s": (cpu_s(pid) - self.cpu) / (now - self.t),
             "closed": float(clients.closed),
-            "retained": float(server.stats()["retained"]),
+            "retained": float(stats["retained"]),
+            "gc2_count": float(stats["gc2_count"]),
+            "gc2_max_ms": float(stats["gc2_max_ms"]),
         }
 
 
@@ -131,14 +134,16 @@ async def soak(args: argparse.Namespace) -> int:
     )
     print(
         "| minute ending at s | RSS MB | trades/s injected | stream frames/s | lag p99 ms "
-        "| server CPU s/s | clients closed so far | messages in the bus's history |"
+        "| server CPU s/s | clients closed so far | messages in the bus's history "
+        "| full GCs so far | longest full GC so far ms |"
     )
-    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for m in minutes:
         print(
             f"| {m['end_s']:.0f} | {m['rss_mb']:,.0f} | {m['injected_per_s']:,.0f} "
             f"| {m['frames_per_s']:,.0f} | {m['lag_p99_ms']:.1f} | {m['cpu_per_s']:.2f} "
-            f"| {m['closed']:.0f} | {m['retained']:,.0f} |"
+            f"| {m['closed']:.0f} | {m['retained']:,.0f} | {m['gc2_count']:.0f} "
+            f"| {m['gc2_max_ms']:,.0f} |"
         )
     return 0
 
