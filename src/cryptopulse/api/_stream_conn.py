@@ -164,6 +164,8 @@ class StreamConnection:
                 failed = True
             finally:
                 await self._finish()
+        else:
+            self._guard.release()  # refused before serving (1008, 4029, 1001)
         if failed:
             self._close(INTERNAL_ERROR, "internal error")
         if self._closing.is_set():
@@ -337,6 +339,12 @@ class StreamConnection:
 
     async def _send_close(self, code: int, reason: str) -> None:
         if self._ws.client_state is WebSocketState.DISCONNECTED:
+            return
+        wire = self._wire
+        if isinstance(wire, TransportWire) and not wire.writable():
+            # Backed up (a slow client, 4008): waiting for room could outlast the client's
+            # patience and ours; the close frame goes behind what is buffered instead.
+            wire.close(code, reason)
             return
         with contextlib.suppress(TimeoutError, OSError, WebSocketDisconnect, WebSocketDisconnected):
             async with asyncio.timeout(_CLOSE_TIMEOUT_S):

@@ -97,6 +97,20 @@ class TransportWire:
             self._transport.write(text_frame(payload))
         self.last_write = _clock()
 
+    def close(self, code: int, reason: str) -> None:
+        """Put the close frame behind what the socket still holds, without waiting for it
+        to drain (a client that stopped reading gets it, and the code, when it reads on).
+        uvicorn closes the transport once the app returns; it flushes what is buffered."""
+        proto = self._proto
+        if proto.close_sent or self._transport.is_closing():
+            return
+        try:
+            self._conn.send_close(code, reason)
+        except InvalidState:
+            return
+        self._transport.write(b"".join(self._conn.data_to_send()))
+        proto.close_sent = True  # uvicorn's flag: nothing more goes out on this socket
+
     async def wait_writable(self) -> None:
         await self._writable.wait()
 
