@@ -46,6 +46,9 @@ bench: $(DEV_STAMP)
 	$(BIN)/python -m bench serialization
 	$(BIN)/python -m bench rest
 	$(BIN)/python -m bench fanout
+	$(BIN)/python -m bench servers
+	$(BIN)/python -m bench mixed
+	$(BIN)/python -m bench soak --minutes 10 --bus-history 100
 
 # Rebuild the dashboard (web/, npm) into src/cryptopulse/web/static/, which is committed:
 # `make serve` needs no npm.

@@ -61,3 +61,85 @@ def test_fanout_runs_and_delivers() -> None:
     )
     rows = [line for line in out.splitlines() if line.startswith("| ours")]
     assert len(rows) == 1 and "| 0 (" not in rows[0], out
+
+
+@pytest.mark.timeout(170)
+def test_servers_run_every_server_and_worker_count() -> None:
+    out = _bench(
+        "servers",
+        "--seconds",
+        "1",
+        "--repeats",
+        "1",
+        "--connections",
+        "2",
+        "--workers",
+        "1,2",
+        "--port",
+        "18971",
+        timeout=160,
+    )
+    rows = [line for line in out.splitlines() if line.startswith(("| uvicorn", "| granian"))]
+    assert len(rows) == 3 * 2 * 2, out  # servers × worker counts × routes
+    assert all(line.rstrip(" |").endswith("| 0") for line in rows), out  # every answer a 2xx
+
+
+@pytest.mark.timeout(120)
+def test_mixed_runs_every_part_and_delivers() -> None:
+    out = _bench(
+        "mixed",
+        "--rate",
+        "200",
+        "--clients",
+        "10",
+        "--spread",
+        "2",
+        "--rest-rate",
+        "40",
+        "--connections",
+        "2",
+        "--seconds",
+        "2",
+        "--warmup",
+        "1",
+        "--repeats",
+        "1",
+        "--port",
+        "18976",
+    )
+    rows = {line.split("|")[1].strip(): line.split("|")[2:-1] for line in out.splitlines()[3:7]}
+    assert set(rows) == {"ingest alone", "REST alone", "stream alone", "mixed"}, out
+    stream_frames = [rows[part][3].strip() for part in ("stream alone", "mixed")]
+    assert all(frames not in ("–", "0") for frames in stream_frames), out
+    assert rows["REST alone"][-2].strip() == rows["mixed"][-2].strip() == "0", out  # non-2xx
+
+
+@pytest.mark.timeout(120)
+def test_soak_samples_rss_to_the_end() -> None:
+    out = _bench(
+        "soak",
+        "--minutes",
+        "0.2",
+        "--every",
+        "1",
+        "--warmup",
+        "1",
+        "--rate",
+        "200",
+        "--clients",
+        "5",
+        "--spread",
+        "2",
+        "--rest-rate",
+        "20",
+        "--connections",
+        "2",
+        "--port",
+        "18986",
+    )
+    lines = out.splitlines()
+    summary = lines[3].strip("| ").split(" | ")
+    start, end, top = (float(cell.replace(",", "")) for cell in summary[:3])
+    assert 0 < start <= top and 0 < end <= top, out
+    assert summary[-2] == "0", out  # no non-2xx REST answers
+    assert [line for line in lines[6:] if line.startswith("| ")], out  # a per-minute row
