@@ -7,8 +7,6 @@ side by side with a decode-only ceiling and cryptofeed's parsers on the same byt
 Contenders, each over the same list of frames (bench/_captures.py: ~119 trades a lap):
 
 - **pipeline**: ``parse_message`` of the venue, then ``Pipeline.on_trade`` per trade;
-- **pipeline (Python's default GC)**: the same with the collector's threshold at Python's
-  700 instead of the 10,000 a serving process sets (``Settings.gc_threshold``);
 - **parsers only**: our parsers, no pipeline (where the time goes);
 - **orjson / msgspec decode-only**: ``orjson.loads`` / ``msgspec.json.decode`` of each
   frame, nothing else: the ceiling for anything that has to read the bytes;
@@ -22,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import statistics
 import time
 from collections.abc import Callable, Sequence
@@ -34,8 +31,6 @@ from bench._captures import Frame, laps, load_trade_frames
 from cryptopulse.bus.memory import MemoryBus
 from cryptopulse.domain.models import Ticker, Trade
 from cryptopulse.pipeline import Pipeline
-from cryptopulse.runtime import tune_gc
-from cryptopulse.settings import Settings
 from cryptopulse.sources import binance, coinbase
 from cryptopulse.sources.kraken import KrakenParser
 from cryptopulse.state import MarketState
@@ -64,17 +59,6 @@ def run_pipeline(frames: Sequence[Frame]) -> int:
 
     asyncio.run(go())
     return pipeline.stats.trades
-
-
-def run_pipeline_default_gc(frames: Sequence[Frame]) -> int:
-    """`run_pipeline` with Python's default collector threshold (700) instead of the one a
-    serving process sets (`Settings.gc_threshold`, applied by `Services.start`)."""
-    saved = gc.get_threshold()
-    gc.set_threshold(700, saved[1], saved[2])
-    try:
-        return run_pipeline(frames)
-    finally:
-        gc.set_threshold(*saved)
 
 
 def run_parsers(frames: Sequence[Frame]) -> int:
@@ -109,7 +93,6 @@ def run_cryptofeed(frames: Sequence[Frame]) -> int:
 
 CONTENDERS: dict[str, Callable[[Sequence[Frame]], int]] = {
     "pipeline": run_pipeline,
-    "pipeline (Python's default GC)": run_pipeline_default_gc,
     "parsers only": run_parsers,
     "orjson decode-only": run_orjson,
     "msgspec decode-only": run_msgspec,
@@ -166,7 +149,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     names = [n.strip() for n in args.contenders.split(",") if n.strip()]
     frames = laps(load_trade_frames(), args.laps)
-    tune_gc(Settings().gc_threshold)  # as a serving process does when it starts
     trades = run_parsers(frames)
     assert run_pipeline(frames) == trades, "the pipeline dropped trades (duplicates or late)"
     print(f"{len(frames):,} frames, {trades:,} trades per repetition, {args.repeats} repetitions")

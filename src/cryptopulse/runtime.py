@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import logging
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
@@ -25,14 +24,6 @@ from cryptopulse.store.sql import SQLStore
 from cryptopulse.store.writer import StoreWriter
 
 log = logging.getLogger(__name__)
-
-
-def tune_gc(threshold: int) -> None:
-    """Set the collector's first threshold (0: leave it); the older generations keep
-    Python's ratios. Process-wide: called when a serving process starts its services."""
-    if threshold > 0:
-        _, older, oldest = gc.get_threshold()
-        gc.set_threshold(threshold, older, oldest)
 
 
 @dataclass
@@ -128,7 +119,6 @@ class Services:
         )
 
     async def start(self, migrate: bool = True) -> None:
-        tune_gc(self.settings.gc_threshold)
         if migrate:
             await self.store.migrate()
         await self.access.start()

@@ -104,11 +104,6 @@ class Settings(BaseSettings):
     # auto mode: how long the live feeds get before the simulator takes over.
     live_connect_timeout_s: float = 5.0
     bus_history: int = 1000
-    # The garbage collector's first threshold in serving processes (Python's default: 700).
-    # Ingestion allocates ~30 short-lived objects per trade while the bus histories hold
-    # ~10^5 long-lived ones, so young collections at 700 cost ~30 % of the pipeline's CPU
-    # (docs/benchmarks.md, "Ingestion"). 0 leaves Python's setting alone.
-    gc_threshold: int = Field(10_000, ge=0)
     trade_retention_hours: float = 24.0
     composite_stale_ms: int = 60_000
     fold_stablecoins: bool = False

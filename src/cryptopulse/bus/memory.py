@@ -8,73 +8,29 @@ import orjson
 
 from cryptopulse.bus.base import Gap, Message, Subscriber, Subscription
 
+# One history entry: (seq, time, data). A tuple of atomic values is untracked by the garbage
+# collector after the first collection it survives, so the ~10^5–10^6 messages the
+# histories hold cost the full collections nothing; a Message object per entry (and the
+# record it was built from) kept them all tracked, and a full collection walked them all:
+# ~0.4 s per 170,000 messages here (docs/benchmarks.md, "Ingestion").
+_Entry = tuple[int, int, bytes]
+
 
 class _Channel:
-    __slots__ = ("history", "prefix", "seq", "subscribers")
+    __slots__ = ("history", "name", "prefix", "seq", "subscribers")
 
     def __init__(self, name: str, size: int) -> None:
+        self.name = name
         self.seq = 0
-        self.history: deque[Message] = deque(maxlen=size)
+        self.history: deque[_Entry] = deque(maxlen=size)
         self.subscribers: list[Subscriber] = []
         # The frame up to the seq, encoded once: the same bytes `build_message` makes.
         self.prefix = b'{"type":"data","channel":' + orjson.dumps(name) + b',"seq":'
 
-
-class _LazyMessage(Message):
-    """A message whose JSON is written on first read, then kept: the same bytes as an eager
-    `Message` of ``orjson.dumps(record)``, for an immutable record. Most candle updates are
-    never read (no subscriber, and pushed out of the history before anyone resumes), so
-    they never pay for serialization."""
-
-    __slots__ = ("_data", "_frame", "_prefix", "_record")
-    _data: bytes | None
-    _frame: bytes | None
-    _prefix: bytes
-    _record: object
-
-    def __init__(self, channel: str, seq: int, time: int, record: object, prefix: bytes) -> None:
-        # Message is frozen: its fields are set the way its generated __init__ sets them.
-        setattr_ = object.__setattr__
-        setattr_(self, "channel", channel)
-        setattr_(self, "seq", seq)
-        setattr_(self, "time", time)
-        setattr_(self, "epoch", 0)
-        setattr_(self, "_record", record)
-        setattr_(self, "_prefix", prefix)
-        setattr_(self, "_data", None)
-        setattr_(self, "_frame", None)
-
-    @property
-    def data(self) -> bytes:
-        data: bytes | None = self._data
-        if data is None:
-            data = orjson.dumps(self._record)
-            object.__setattr__(self, "_data", data)
-        return data
-
-    @property
-    def frame(self) -> bytes:
-        frame: bytes | None = self._frame
-        if frame is None:
-            frame = self._prefix + b'%d,"time":%d,"data":%b}' % (self.seq, self.time, self.data)
-            object.__setattr__(self, "_frame", frame)
-        return frame
-
-    def __eq__(self, other: object) -> bool:
-        # The dataclass __eq__ wants the exact class: equal to an eager Message of the
-        # same fields, as it stands for one.
-        if not isinstance(other, Message):
-            return NotImplemented
-        return (self.channel, self.seq, self.time, self.data, self.frame, self.epoch) == (
-            other.channel,
-            other.seq,
-            other.time,
-            other.data,
-            other.frame,
-            other.epoch,
-        )
-
-    __hash__ = Message.__hash__
+    def message(self, entry: _Entry) -> Message:
+        seq, time, data = entry
+        frame = self.prefix + b'%d,"time":%d,"data":%b}' % (seq, time, data)
+        return Message(self.name, seq, time, data, frame)
 
 
 class MemoryBus:
@@ -97,35 +53,29 @@ class MemoryBus:
             channel = self._channels[name] = _Channel(name, self._size)
         return channel
 
-    def publish_nowait(self, channel: str, data: bytes, time: int) -> Message:
+    def publish_nowait(self, channel: str, data: bytes, time: int) -> Message | None:
+        """Publish; the message delivered to subscribers, or None when there were none
+        (no Message is built then: most channels have no subscriber most of the time)."""
         state = self._channels.get(channel) or self._channel(channel)
         state.seq += 1
+        entry = (state.seq, time, data)
+        state.history.append(entry)
+        if not state.subscribers:
+            return None
         # Hot path (every trade publishes ~15 messages): `build_message` inlined with the
         # channel's prefix cached; the frame bytes are identical.
-        frame = state.prefix + b'%d,"time":%d,"data":%b}' % (state.seq, time, data)
-        message = Message(channel, state.seq, time, data, frame)
-        state.history.append(message)
-        if state.subscribers:
-            for subscriber in tuple(state.subscribers):
-                subscriber.deliver(message)
+        message = state.message(entry)
+        for subscriber in tuple(state.subscribers):
+            subscriber.deliver(message)
         return message
 
-    def publish_record_nowait(self, channel: str, record: object, time: int) -> Message:
-        """`publish_nowait` of ``orjson.dumps(record)``, serialized only when first read.
-
-        `record` must be immutable (a frozen dataclass): its JSON is taken at first read.
-        """
-        state = self._channels.get(channel) or self._channel(channel)
-        state.seq += 1
-        message = _LazyMessage(channel, state.seq, time, record, state.prefix)
-        state.history.append(message)
-        if state.subscribers:
-            for subscriber in tuple(state.subscribers):
-                subscriber.deliver(message)
-        return message
+    def publish_record_nowait(self, channel: str, record: object, time: int) -> None:
+        """`publish_nowait` of ``orjson.dumps(record)`` (the pipeline's records)."""
+        self.publish_nowait(channel, orjson.dumps(record), time)
 
     async def publish(self, channel: str, data: bytes, time: int) -> Message:
-        return self.publish_nowait(channel, data, time)
+        state = self._channels.get(channel) or self._channel(channel)
+        return self.publish_nowait(channel, data, time) or state.message(state.history[-1])
 
     async def subscribe(
         self, channel: str, subscriber: Subscriber, resume_after: int | None = None
@@ -133,18 +83,18 @@ class MemoryBus:
         state = self._channel(channel)
         if subscriber not in state.subscribers:
             state.subscribers.append(subscriber)
-        latest = state.history[-1] if state.history else None
+        latest = state.message(state.history[-1]) if state.history else None
         if resume_after is None:
             return Subscription([], None, latest)
         if resume_after == state.seq:
             return Subscription([], None, None)
-        oldest = state.history[0].seq if state.history else state.seq + 1
+        oldest = state.history[0][0] if state.history else state.seq + 1
         if resume_after > state.seq:
             # A seq from the future: this history was reset (restart). All of it is new.
             return Subscription([], Gap(1, state.seq), latest)
         if resume_after + 1 < oldest:
             return Subscription([], Gap(resume_after + 1, oldest - 1), latest)
-        replay = [m for m in state.history if m.seq > resume_after]
+        replay = [state.message(e) for e in state.history if e[0] > resume_after]
         return Subscription(replay, None, None)
 
     async def unsubscribe(self, channel: str, subscriber: Subscriber) -> None:
@@ -154,7 +104,7 @@ class MemoryBus:
 
     async def latest(self, channel: str) -> Message | None:
         state = self._channels.get(channel)
-        return state.history[-1] if state and state.history else None
+        return state.message(state.history[-1]) if state and state.history else None
 
     def channels(self) -> list[str]:
         return sorted(self._channels)
