@@ -8,12 +8,15 @@ import orjson
 
 from cryptopulse.bus.base import Gap, Message, Subscriber, Subscription
 
-# One history entry: (seq, time, data). A tuple of atomic values is untracked by the garbage
-# collector after the first collection it survives, so the ~10^5–10^6 messages the
+# One history entry: (seq, time, frame). A tuple of atomic values is untracked by the
+# garbage collector after the first collection it survives, so the ~10^5–10^6 messages the
 # histories hold cost the full collections nothing; a Message object per entry (and the
-# record it was built from) kept them all tracked, and a full collection walked them all:
-# ~0.4 s per 170,000 messages here (docs/benchmarks.md, "Ingestion").
+# record it was built from) kept them all tracked, and a full collection walked them all
+# (1.3 s pauses in the mixed benchmark, docs/benchmarks.md). The frame is kept rather than
+# the payload's JSON because it is built by a bytes format, sized to fit: the bytes that
+# orjson returns keep a 4 KB allocation behind each one, ~4 KB per retained message.
 _Entry = tuple[int, int, bytes]
+_DATA = b',"data":'
 
 
 class _Channel:
@@ -28,9 +31,10 @@ class _Channel:
         self.prefix = b'{"type":"data","channel":' + orjson.dumps(name) + b',"seq":'
 
     def message(self, entry: _Entry) -> Message:
-        seq, time, data = entry
-        frame = self.prefix + b'%d,"time":%d,"data":%b}' % (seq, time, data)
-        return Message(self.name, seq, time, data, frame)
+        """The Message of a history entry (its payload is the frame's `data` member)."""
+        seq, time, frame = entry
+        start = frame.index(_DATA, len(self.prefix)) + len(_DATA)
+        return Message(self.name, seq, time, frame[start:-1], frame)
 
 
 class MemoryBus:
@@ -58,13 +62,14 @@ class MemoryBus:
         (no Message is built then: most channels have no subscriber most of the time)."""
         state = self._channels.get(channel) or self._channel(channel)
         state.seq += 1
-        entry = (state.seq, time, data)
-        state.history.append(entry)
-        if not state.subscribers:
-            return None
+        seq = state.seq
         # Hot path (every trade publishes ~15 messages): `build_message` inlined with the
         # channel's prefix cached; the frame bytes are identical.
-        message = state.message(entry)
+        frame = state.prefix + b'%d,"time":%d,"data":%b}' % (seq, time, data)
+        state.history.append((seq, time, frame))
+        if not state.subscribers:
+            return None
+        message = Message(channel, seq, time, data, frame)
         for subscriber in tuple(state.subscribers):
             subscriber.deliver(message)
         return message
