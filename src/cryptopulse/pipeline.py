@@ -128,9 +128,11 @@ class Pipeline:
         composite = self.composite.add_trade(trade)
         if composite is not None:
             await self._emit_ticker(composite)
+        # No trade id: the venue's aggregator above has already dropped duplicates, and an
+        # id here would only fill the composite aggregator's dedupe window (memory per trade).
         venue_scoped = Trade(
             pair,
-            f"{trade.instrument}/{trade.trade_id}",
+            "",
             trade.price,
             trade.size,
             trade.side,
