@@ -74,10 +74,6 @@ class MemoryBus:
             subscriber.deliver(message)
         return message
 
-    def publish_record_nowait(self, channel: str, record: object, time: int) -> None:
-        """`publish_nowait` of ``orjson.dumps(record)`` (the pipeline's records)."""
-        self.publish_nowait(channel, orjson.dumps(record), time)
-
     async def publish(self, channel: str, data: bytes, time: int) -> Message:
         state = self._channels.get(channel) or self._channel(channel)
         return self.publish_nowait(channel, data, time) or state.message(state.history[-1])
