@@ -4,11 +4,16 @@ prediction (micro-batching) benchmark; `python -m bench alerts`: alert-rule eval
 `python -m bench rest`: REST routes under wrk; `python -m bench fanout`: WebSocket fan-out;
 `python -m bench servers`: uvicorn (h11, httptools) vs granian, 1/2/5 workers;
 `python -m bench mixed`: ingest + stream clients + REST at once vs each alone;
-`python -m bench soak`: the mixed load for minutes, the server's RSS sampled."""
+`python -m bench soak`: the mixed load for minutes, the server's RSS sampled;
+`python -m bench ratelimit`: rate limits on Redis, `limits` vs one script call."""
 
 import sys
 
 if __name__ == "__main__":
+    if sys.argv[1:2] == ["ratelimit"]:
+        from bench.ratelimit import main as ratelimit
+
+        raise SystemExit(ratelimit(sys.argv[2:]))
     if sys.argv[1:2] == ["servers"]:
         from bench.servers import main as servers
 

@@ -32,6 +32,14 @@ def test_ingest_and_serialization_run() -> None:
     assert out.count("| msgspec Struct encode |") == 2
 
 
+@pytest.mark.redis
+def test_ratelimit_runs_both_paths() -> None:
+    out = _bench("ratelimit", "--hits", "20", "--repeats", "2")
+    rows = [line for line in out.splitlines() if line.startswith(("| limits", "| script"))]
+    assert len(rows) == 2 and all(float(line.split(" | ")[1]) > 0 for line in rows), out
+    assert "limits / script: " in out, out
+
+
 @pytest.mark.timeout(120)
 def test_rest_runs_with_every_request_answered() -> None:
     out = _bench(

@@ -1,4 +1,4 @@
-"""Per-key REST rate limits: in process (`memory://`) or on Redis through `limits`.
+"""Per-key REST rate limits: in process (`memory://`) or on Redis (`redis://`).
 
 A plan allows `rpm` requests per minute and at most `burst` in any one second, both as
 sliding-window counters. With `redis://` every worker and replica shares the counters.
@@ -9,6 +9,10 @@ arithmetic as `limits`' memory storage, as plain synchronous dict updates. The `
 memory storage costs ~18 µs per request (an async lock per key, string keys, two windows
 read per hit), as much as a whole bare route on the same server (docs/benchmarks.md);
 these cost ~1 µs. Between awaits nothing interleaves, so a hit is exact under concurrency.
+
+On Redis the counters are `RedisWindows`: the same arithmetic in one Lua script, so a
+request is one round trip (EVALSHA) on Redis' clock, atomic across every worker, where
+`limits` took three (docs/decisions.md). Any other URL is a `limits` async storage URI.
 """
 
 from __future__ import annotations
@@ -18,28 +22,40 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from limits import RateLimitItemPerMinute, RateLimitItemPerSecond
+from limits import RateLimitItem, RateLimitItemPerSecond
 from limits.aio.storage import Storage
 from limits.aio.strategies import SlidingWindowCounterRateLimiter
 from limits.storage import storage_from_string
-from redis.asyncio import BlockingConnectionPool
+from redis.asyncio import BlockingConnectionPool, Redis
 
 from cryptopulse.security.plans import Plan
 
-__all__ = ["LocalWindows", "RateDecision", "RateLimiter", "storage_url"]
+__all__ = [
+    "LimitsWindows",
+    "LocalWindows",
+    "RateDecision",
+    "RateLimiter",
+    "RedisWindows",
+    "redis_pool",
+    "storage_url",
+]
 
 _MINUTE = 60
 _SECOND = 1
 
 
+def redis_pool(url: str, timeout_s: float = 5.0) -> BlockingConnectionPool:
+    """A bounded pool that waits for a free connection (a burst of requests must not fail
+    with "too many connections"), with a timeout on every Redis call."""
+    return BlockingConnectionPool.from_url(
+        url, max_connections=64, timeout=timeout_s, socket_timeout=timeout_s
+    )
+
+
 def storage_url(url: str, timeout_s: float = 5.0) -> tuple[str, dict[str, Any]]:
     """The `limits` async storage URI (and options) for a settings URL."""
     if url.startswith(("redis://", "rediss://")):
-        # A bounded pool that waits for a free connection (a burst of requests must not
-        # fail with "too many connections"), with a timeout on every Redis call.
-        pool = BlockingConnectionPool.from_url(
-            url, max_connections=64, timeout=timeout_s, socket_timeout=timeout_s
-        )
+        pool = redis_pool(url, timeout_s)
         return "async+" + url, {"implementation": "redispy", "connection_pool": pool}
     if url.startswith("memory://"):
         return "async+memory://", {}
@@ -167,65 +183,215 @@ class LocalWindows:
         self._slots.clear()
 
 
-class RateLimiter:
-    def __init__(self, url: str, auth_failures_per_minute: int, timeout_s: float = 5.0) -> None:
-        self._auth_limit = max(1, auth_failures_per_minute)
-        self._local: LocalWindows | None = None
-        if url.startswith("memory://"):
-            self._local = LocalWindows()
+# LocalWindows' arithmetic, one hash per (window, caller): w = index of the current window
+# (epoch-aligned), c = hits in it, p = hits in the one before. ARGV[1] is the time in
+# seconds, "" for Redis' own clock (TIME: one clock for every replica). Two keys (the
+# burst and the minute window): one request against a plan, ARGV[2] burst, ARGV[3] rpm,
+# returns {allowed, remaining, seconds to reset as a string}. One key: ARGV[2] limit,
+# ARGV[3] expiry, ARGV[4] "hit" or "test", returns allowed. Python's `x % y` on positive
+# floats is C's fmod, hence math.fmod: the results are bit for bit LocalWindows'.
+_WINDOWS_LUA = """
+local now = tonumber(ARGV[1])
+if not now then
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+end
+local function load(key, expiry)
+  local index = math.floor(now / expiry)
+  local s = redis.call('HMGET', key, 'w', 'c', 'p')
+  local w, c, p = tonumber(s[1]), tonumber(s[2]) or 0, tonumber(s[3]) or 0
+  if w ~= index then
+    if w == index - 1 then p = c else p = 0 end
+    c = 0
+  end
+  return {key = key, expiry = expiry, index = index, c = c, p = p}
+end
+local function weighted(s)
+  if s.p == 0 then return s.c end
+  local ttl = (1 - math.fmod((now - s.expiry) / s.expiry, 1)) * s.expiry
+  return s.p * ttl / s.expiry + s.c
+end
+local function count(s)
+  s.c = s.c + 1
+  redis.call('HSET', s.key, 'w', s.index, 'c', s.c, 'p', s.p)
+  -- Until the end of the next window: the last one whose weighting reads these counts.
+  redis.call('PEXPIRE', s.key, math.ceil(((s.index + 2) * s.expiry - now) * 1000))
+end
+if #KEYS == 1 then
+  local s = load(KEYS[1], tonumber(ARGV[3]))
+  local allowed = math.floor(weighted(s)) + 1 <= tonumber(ARGV[2])
+  if allowed and ARGV[4] == 'hit' then count(s) end
+  return allowed and 1 or 0
+end
+local burst, rpm = tonumber(ARGV[2]), tonumber(ARGV[3])
+local second, minute = load(KEYS[1], 1), load(KEYS[2], 60)
+local allowed = math.floor(weighted(second)) + 1 <= burst
+local w = weighted(minute)
+if allowed then
+  count(second)
+  allowed = math.floor(w) + 1 <= rpm
+  if allowed then
+    count(minute)
+    w = w + 1
+  end
+end
+local reset = 0
+if minute.p > 0 or minute.c > 0 then
+  reset = math.huge
+  if minute.p > 0 then
+    reset = math.fmod((1 - math.fmod((now - 60) / 60, 1)) * 60, 60 / minute.p)
+  end
+  if minute.c > 0 then
+    reset = math.min(reset, math.fmod((1 - math.fmod(now / 60, 1)) * 60 + 60, 60))
+  end
+end
+return {allowed and 1 or 0, math.max(0, rpm - math.floor(w)), string.format('%.17g', reset)}
+"""
+
+
+class RedisWindows:
+    """`LocalWindows` on Redis, shared by every worker and replica: each call is one
+    EVALSHA of `_WINDOWS_LUA` (redis-py loads the script again after a NOSCRIPT, e.g. on a
+    restarted server). `now` is for tests; left out, the script reads Redis' clock."""
+
+    def __init__(self, url: str, timeout_s: float = 5.0, prefix: str = "cp:rl:") -> None:
+        self.redis = Redis(connection_pool=redis_pool(url, timeout_s))
+        self._script = self.redis.register_script(_WINDOWS_LUA)
+        self.prefix = prefix
+
+    def key(self, namespace: str, limit: int, expiry: int, who: str) -> str:
+        # `who` as the hash tag: a plan's two windows live in one cluster slot.
+        return f"{self.prefix}{{{who}}}:{namespace}:{limit}/{expiry}"
+
+    async def hit_plan(
+        self, who: str, rpm: int, burst: int, now: float | None = None
+    ) -> tuple[bool, int, float]:
+        """`LocalWindows.hit_plan` in one round trip."""
+        keys = (self.key("burst", burst, _SECOND, who), self.key("rpm", rpm, _MINUTE, who))
+        args = ("" if now is None else now, burst, rpm)
+        allowed, remaining, reset = await self._script(keys, args)
+        return bool(allowed), int(remaining), float(reset)
+
+    async def hit(
+        self, namespace: str, limit: int, expiry: int, who: str, now: float | None = None
+    ) -> bool:
+        key = self.key(namespace, limit, expiry, who)
+        args = ("" if now is None else now, limit, expiry, "hit")
+        return bool(await self._script((key,), args))
+
+    async def test(
+        self, namespace: str, limit: int, expiry: int, who: str, now: float | None = None
+    ) -> bool:
+        key = self.key(namespace, limit, expiry, who)
+        args = ("" if now is None else now, limit, expiry, "test")
+        return bool(await self._script((key,), args))
+
+    async def clear(self) -> None:
+        """Delete every counter under this prefix (SCAN, not KEYS: never blocks Redis)."""
+        batch = [k async for k in self.redis.scan_iter(match=self.prefix + "*", count=1000)]
+        for start in range(0, len(batch), 1000):
+            await self.redis.unlink(*batch[start : start + 1000])
+
+    async def aclose(self) -> None:
+        await self.redis.connection_pool.disconnect()
+
+
+class LimitsWindows:
+    """The same calls through a `limits` async storage: three round trips a request on
+    Redis. For storage URIs other than memory:// and redis://, and the baseline of
+    `python -m bench ratelimit`."""
+
+    def __init__(self, url: str, timeout_s: float = 5.0) -> None:
         uri, options = storage_url(url, timeout_s)
         storage = storage_from_string(uri, **options)
         assert isinstance(storage, Storage)
         self.storage = storage
-        self._strategy = SlidingWindowCounterRateLimiter(self.storage)
-        self._auth_failures = RateLimitItemPerMinute(self._auth_limit)
-        self._items: dict[str, tuple[RateLimitItemPerMinute, RateLimitItemPerSecond, str]] = {}
+        self._strategy = SlidingWindowCounterRateLimiter(storage)
+        self._items: dict[tuple[str, int, int], RateLimitItem] = {}
 
-    def _plan_items(self, plan: Plan) -> tuple[RateLimitItemPerMinute, RateLimitItemPerSecond, str]:
-        items = self._items.get(plan.name)
-        if items is None:
-            minute = RateLimitItemPerMinute(plan.rpm, namespace="rpm")
-            second = RateLimitItemPerSecond(plan.burst, namespace="burst")
-            policy = f'"minute";q={plan.rpm};w=60, "burst";q={plan.burst};w=1'
-            items = self._items[plan.name] = (minute, second, policy)
-        return items
+    def _item(self, namespace: str, limit: int, expiry: int) -> RateLimitItem:
+        item = self._items.get((namespace, limit, expiry))
+        if item is None:
+            item = RateLimitItemPerSecond(limit, expiry, namespace=namespace)
+            self._items[(namespace, limit, expiry)] = item
+        return item
 
-    async def hit(self, plan: Plan, who: str) -> RateDecision:
-        """Count one request of `who` (a principal's limit id) against its plan."""
-        minute, second, policy = self._plan_items(plan)
-        if self._local is not None:
-            return self._hit_local(plan, who, policy)
-        strategy = self._strategy
-        allowed = await strategy.hit(second, who)
-        retry = 1
+    async def hit_plan(self, who: str, rpm: int, burst: int) -> tuple[bool, int, float]:
+        strategy, minute = self._strategy, self._item("rpm", rpm, _MINUTE)
+        allowed = await strategy.hit(self._item("burst", burst, _SECOND), who)
         if allowed:
             allowed = await strategy.hit(minute, who)
         stats = await strategy.get_window_stats(minute, who)
-        reset_s = max(0, math.ceil(stats.reset_time - time.time()))
-        if not allowed and stats.remaining <= 0:
-            retry = max(1, reset_s)
-        return RateDecision(allowed, plan.rpm, stats.remaining, reset_s, retry, policy)
+        return allowed, stats.remaining, stats.reset_time - time.time()
 
-    def _hit_local(self, plan: Plan, who: str, policy: str) -> RateDecision:
-        local = self._local
-        assert local is not None
-        allowed, remaining, reset_in = local.hit_plan(who, plan.rpm, plan.burst, time.time())
+    async def hit(self, namespace: str, limit: int, expiry: int, who: str) -> bool:
+        return await self._strategy.hit(self._item(namespace, limit, expiry), who)
+
+    async def test(self, namespace: str, limit: int, expiry: int, who: str) -> bool:
+        return await self._strategy.test(self._item(namespace, limit, expiry), who)
+
+    async def clear(self) -> None:
+        await self.storage.reset()
+
+
+class RateLimiter:
+    """A worker's rate limits: plans (REST requests) and failed authentications, counted
+    by `LocalWindows` (`memory://`), `RedisWindows` (`redis://`, `rediss://`) or
+    `LimitsWindows` (any other `limits` async storage URI)."""
+
+    def __init__(self, url: str, auth_failures_per_minute: int, timeout_s: float = 5.0) -> None:
+        self._auth_limit = max(1, auth_failures_per_minute)
+        self._local: LocalWindows | None = None
+        self._shared: RedisWindows | LimitsWindows | None = None
+        if url.startswith("memory://"):
+            self._local = LocalWindows()
+        elif url.startswith(("redis://", "rediss://")):
+            self._shared = RedisWindows(url, timeout_s)
+        else:
+            self._shared = LimitsWindows(url, timeout_s)
+        self._policies: dict[str, str] = {}
+
+    def _policy(self, plan: Plan) -> str:
+        policy = self._policies.get(plan.name)
+        if policy is None:
+            policy = f'"minute";q={plan.rpm};w=60, "burst";q={plan.burst};w=1'
+            self._policies[plan.name] = policy
+        return policy
+
+    async def hit(self, plan: Plan, who: str) -> RateDecision:
+        """Count one request of `who` (a principal's limit id) against its plan. On Redis,
+        one round trip; a Redis error (down, timeout) propagates to the caller."""
+        if self._local is not None:
+            counted = self._local.hit_plan(who, plan.rpm, plan.burst, time.time())
+        else:
+            assert self._shared is not None
+            counted = await self._shared.hit_plan(who, plan.rpm, plan.burst)
+        allowed, remaining, reset_in = counted
         reset_s = max(0, math.ceil(reset_in))
         retry = max(1, reset_s) if not allowed and remaining <= 0 else 1
-        return RateDecision(allowed, plan.rpm, remaining, reset_s, retry, policy)
+        return RateDecision(allowed, plan.rpm, remaining, reset_s, retry, self._policy(plan))
 
     async def auth_blocked(self, address: str) -> bool:
         if self._local is not None:
             return not self._local.test("auth", self._auth_limit, _MINUTE, address, time.time())
-        return not await self._strategy.test(self._auth_failures, address, "auth")
+        assert self._shared is not None
+        return not await self._shared.test("auth", self._auth_limit, _MINUTE, address)
 
     async def auth_failed(self, address: str) -> None:
         if self._local is not None:
             self._local.hit("auth", self._auth_limit, _MINUTE, address, time.time())
             return
-        await self._strategy.hit(self._auth_failures, address, "auth")
+        assert self._shared is not None
+        await self._shared.hit("auth", self._auth_limit, _MINUTE, address)
 
     async def reset(self) -> None:
         if self._local is not None:
             self._local.clear()
-        await self.storage.reset()
+        else:
+            assert self._shared is not None
+            await self._shared.clear()
+
+    async def aclose(self) -> None:
+        """Close the Redis connections (nothing to do in process or through `limits`)."""
+        if isinstance(self._shared, RedisWindows):
+            await self._shared.aclose()
