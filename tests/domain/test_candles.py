@@ -208,6 +208,40 @@ def test_dedupe_window_forgets_old_ids() -> None:
     assert agg.duplicates == 1
 
 
+def test_dedupe_forgets_ids_older_than_its_time_window() -> None:
+    agg = CandleAggregator(INST, ["1d"], dedupe_ms=MIN, dedupe_keep=2)
+    for i in range(5):  # ids 0..4, 20 s apart
+        agg.add(make_trade(T0 + i * 20_000, trade_id=str(i)))
+    # Newest is 80 s: ids of trades more than 60 s older (0) are forgotten, the rest kept.
+    agg.add(make_trade(T0 + 1, trade_id="0"))
+    agg.add(make_trade(T0 + 2, trade_id="1"))
+    assert agg.duplicates == 1
+    assert agg.open_candles()[0].trades == 6
+
+
+def test_dedupe_keeps_the_last_ids_of_a_slow_instrument() -> None:
+    """A reconnect snapshot may resend trades hours old: the last `dedupe_keep` ids stay."""
+    agg = CandleAggregator(INST, ["1d"], dedupe_ms=MIN, dedupe_keep=3)
+    for i in range(4):  # an hour apart
+        agg.add(make_trade(T0 + i * 60 * MIN, trade_id=str(i)))
+    for i in range(1, 4):  # the snapshot: the last three again
+        agg.add(make_trade(T0 + i * 60 * MIN, trade_id=str(i)))
+    assert agg.duplicates == 3
+    agg.add(make_trade(T0, trade_id="0"))  # the fourth id back was forgotten
+    assert agg.duplicates == 3
+
+
+def test_dedupe_memory_shrinks_after_a_burst() -> None:
+    agg = CandleAggregator(INST, ["1d"], dedupe_ms=MIN, dedupe_keep=10, dedupe_window=1_000)
+    for i in range(1_000):  # a burst: 1,000 trades in one second
+        agg.add(make_trade(T0 + i, trade_id=f"burst-{i}"))
+    assert len(agg._seen) == 1_000
+    agg.add(make_trade(T0 + 2 * MIN, trade_id="quiet"))
+    assert len(agg._seen) == 10  # the burst's ids are outside the window now
+    agg.add(make_trade(T0 + 2 * MIN, trade_id="burst-999"))
+    assert agg.duplicates == 1
+
+
 def test_empty_trade_id_is_never_a_duplicate() -> None:
     agg = CandleAggregator(INST, ["1m"])
     agg.add(make_trade(T0, trade_id=""))

@@ -6,7 +6,9 @@ Rules (docs/decisions.md has the reasoning):
   are the prices of the earliest and latest trade *by exchange time* (ties by arrival).
 - A trade for a bucket older than the open one is *late*: counted per interval, not applied.
 - An interval with no trades produces no candle.
-- A trade id seen recently for the same instrument is a duplicate and is ignored.
+- A trade id seen recently for the same instrument is a duplicate and is ignored: ids are
+  remembered for `dedupe_ms` of exchange time behind the newest trade, but always the last
+  `dedupe_keep` and never more than `dedupe_window` (memory is bounded by the trade rate).
 """
 
 from __future__ import annotations
@@ -79,6 +81,8 @@ class CandleAggregator:
         instrument: str,
         intervals: Sequence[str] = DEFAULT_INTERVALS,
         dedupe_window: int = 10_000,
+        dedupe_ms: int = 60_000,
+        dedupe_keep: int = 200,
     ) -> None:
         self.instrument = instrument
         self.intervals = tuple(intervals)
@@ -87,25 +91,43 @@ class CandleAggregator:
         # Start of the newest bucket already closed, per interval: anything at or before it is late.
         self._closed_through: list[int] = [-1] * len(self.intervals)
         self._seen: set[str] = set()
-        self._seen_order: deque[str] = deque()
+        # Remembered ids in arrival order, and their trades' exchange times (two deques of
+        # existing objects: no tuple per trade).
+        self._seen_ids: deque[str] = deque()
+        self._seen_times: deque[int] = deque()
+        self._newest = 0
         self._dedupe_window = dedupe_window
+        self._dedupe_ms = dedupe_ms
+        self._dedupe_keep = min(dedupe_keep, dedupe_window)
         self.duplicates = 0
         self.late: dict[str, int] = dict.fromkeys(self.intervals, 0)
 
-    def _is_duplicate(self, trade_id: str) -> bool:
+    def _is_duplicate(self, trade_id: str, time: int) -> bool:
         if not trade_id:
             return False
-        if trade_id in self._seen:
+        seen = self._seen
+        if trade_id in seen:
             return True
-        self._seen.add(trade_id)
-        self._seen_order.append(trade_id)
-        if len(self._seen_order) > self._dedupe_window:
-            self._seen.discard(self._seen_order.popleft())
+        seen.add(trade_id)
+        ids, times = self._seen_ids, self._seen_times
+        ids.append(trade_id)
+        times.append(time)
+        if time > self._newest:
+            self._newest = time
+        if len(ids) > self._dedupe_keep:
+            # Forget what is older than the time window (all of it: the window shrinks
+            # when the rate drops) or past the hard cap, down to the last `dedupe_keep`.
+            horizon = self._newest - self._dedupe_ms
+            while len(ids) > self._dedupe_keep and (
+                times[0] < horizon or len(ids) > self._dedupe_window
+            ):
+                seen.discard(ids.popleft())
+                times.popleft()
         return False
 
     def add(self, trade: Trade) -> list[Candle]:
         """Apply one trade; return the candles it closed and the open candles it changed."""
-        if self._is_duplicate(trade.trade_id):
+        if self._is_duplicate(trade.trade_id, trade.time):
             self.duplicates += 1
             return []
         out: list[Candle] = []
