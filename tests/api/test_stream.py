@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import gc
+import inspect
 import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -15,7 +18,7 @@ import pytest
 import uvicorn
 from fastapi import FastAPI
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from cryptopulse.api._stream_ops import OpError, normalize_channel
 from cryptopulse.api._stream_queue import SendQueue
@@ -59,7 +62,9 @@ def ws_impl(request: pytest.FixtureRequest) -> str:
 
 
 @asynccontextmanager
-async def serve(tmp_path: Path, ws: str = "auto", **overrides: Any) -> AsyncIterator[Running]:
+async def serve(
+    tmp_path: Path, ws: str = "auto", root_path: str = "", **overrides: Any
+) -> AsyncIterator[Running]:
     settings = Settings(
         database_url=f"sqlite+aiosqlite:///{tmp_path}/t.db",
         source="sim",
@@ -69,7 +74,13 @@ async def serve(tmp_path: Path, ws: str = "auto", **overrides: Any) -> AsyncIter
     )
     app = create_app(settings, services_factory=lambda s: Services.create(s, sources=[]))
     config = uvicorn.Config(
-        app, host="127.0.0.1", port=0, lifespan="on", log_level="warning", ws=ws
+        app,
+        host="127.0.0.1",
+        port=0,
+        lifespan="on",
+        log_level="warning",
+        ws=ws,
+        root_path=root_path,
     )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
@@ -376,6 +387,39 @@ async def test_disconnect_unsubscribes_from_the_bus(tmp_path: Path, ws_impl: str
         assert isinstance(bus, MemoryBus)
         # The memory bus has no public subscriber count; a leak would show here.
         assert all(not bus._channel(name).subscribers for name in (TRADES, TICKER))
+
+
+def _coroutines() -> int:
+    return sum(1 for o in gc.get_objects() if inspect.iscoroutine(o))
+
+
+async def test_an_open_stream_holds_few_coroutines(tmp_path: Path) -> None:
+    """The stream is dispatched ahead of the middleware stack and the router: each level
+    of it kept a coroutine for the connection's life (26 in all), which every full garbage
+    collection walks. Now the server's ASGI task, the app's dispatch, the session and its
+    reader are all there is (~9, four of them uvicorn's and `websockets`')."""
+    n = 20
+    async with serve(tmp_path) as running, contextlib.AsyncExitStack() as stack:
+        await asyncio.sleep(0.1)
+        before = _coroutines()
+        for _ in range(n):
+            ws = await stack.enter_async_context(client(running.url))
+            await subscribe(ws, TRADES)
+        per_connection = (_coroutines() - before) / n
+        assert per_connection <= 12, per_connection
+        await running.services.pipeline.on_trade(trade("1", 100.0, T0))  # and it still works
+        assert (await recv(ws))["data"]["trade_id"] == "1"
+
+
+async def test_stream_under_a_root_path(tmp_path: Path) -> None:
+    """Behind a proxy that strips a prefix (`--root-path /api`): uvicorn puts the prefix
+    back in the scope's path, and the stream is found as Starlette's routing finds routes."""
+    async with serve(tmp_path, root_path="/api") as running:
+        async with client(running.url) as ws:
+            await subscribe(ws, TRADES)
+        with pytest.raises(InvalidStatus):
+            async with client(running.url.replace("/v1/stream", "/v1/streams")):
+                pass
 
 
 @pytest.mark.parametrize(
