@@ -82,6 +82,10 @@ def test_offline_serve_falls_back_to_labelled_simulator_and_stops_cleanly(served
     feeds = {f["name"]: f for f in ready["feeds"]}  # type: ignore[attr-defined]
     assert feeds["simulator"]["connected"] is True
     assert httpx.get(f"http://{base}/docs").status_code == 200
+    # The GC policy runs in a serving process: the startup heap is frozen (processes/_gc.py).
+    metrics = httpx.get(f"http://{base}/metrics").text
+    frozen = [line for line in metrics.splitlines() if line.startswith("cryptopulse_gc_frozen")]
+    assert frozen and float(frozen[0].split()[-1]) > 100_000, frozen
 
     deadline = time.monotonic() + 20
     trades: list[dict[str, object]] = []

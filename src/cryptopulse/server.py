@@ -6,10 +6,12 @@ import asyncio
 import logging
 import signal
 from types import FrameType
+from typing import Any
 
 import uvicorn
 
 from cryptopulse.api.app import create_app
+from cryptopulse.processes._gc import GcPolicy
 from cryptopulse.processes.replica import api_services, is_scale_out, migrate_once
 from cryptopulse.runtime import Services
 from cryptopulse.settings import Settings
@@ -30,10 +32,25 @@ class GracefulServer(uvicorn.Server):
     services: Services | None = None
     _loop: asyncio.AbstractEventLoop | None = None
     _draining = False
+    _gc_task: asyncio.Task[None] | None = None
 
     async def serve(self, sockets: list[object] | None = None) -> None:  # type: ignore[override]
         self._loop = asyncio.get_running_loop()
         await super().serve(sockets)  # type: ignore[arg-type]
+
+    async def startup(self, sockets: list[Any] | None = None) -> None:
+        """Listen, then hand the process's heap to the GC policy (processes/_gc.py)."""
+        await super().startup(sockets)
+        settings = getattr(getattr(self.config.app, "state", None), "settings", None)
+        if self.started and isinstance(settings, Settings) and settings.gc_freeze_s > 0:
+            policy = GcPolicy(settings.gc_freeze_s, settings.gc_full_s)
+            self._gc_task = asyncio.create_task(policy.run(), name="gc-policy")
+
+    async def shutdown(self, sockets: list[Any] | None = None) -> None:
+        if self._gc_task is not None:
+            self._gc_task.cancel()
+            await asyncio.gather(self._gc_task, return_exceptions=True)
+        await super().shutdown(sockets)
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         if self._draining and sig == signal.SIGTERM:

@@ -6,6 +6,7 @@ both; Redis delivers asynchronously, so tests wait for deliveries with a deadlin
 
 from __future__ import annotations
 
+import gc
 import uuid
 from collections.abc import AsyncIterator, Callable
 
@@ -175,3 +176,22 @@ async def test_a_channel_nobody_published_is_quiet_until_data_arrives(
     assert await bus.latest("quiet") is None
     await publish_n(bus, "quiet", 1)
     await until(lambda: collector.seqs() == [1])
+
+
+async def test_memory_history_is_bounded_and_out_of_the_collectors_sight() -> None:
+    """A full collection walks every tracked container's items: the history (10^5–10^7
+    messages in a busy process) must be in none of them."""
+    bus = MemoryBus(history=50)
+    for i in range(120):
+        bus.publish_nowait("a", orjson.dumps({"i": i, "s": "x" * (i % 7)}), 1_000 + i)
+    gc.collect()
+    state = bus._channels["a"]
+    assert len(state.history) == 50
+    assert not gc.is_tracked(state.history)
+    assert not any(gc.is_tracked(frame) for frame in state.history.values())
+    sub = await bus.subscribe("a", Collector(), resume_after=70)
+    assert [(m.seq, m.time, orjson.loads(m.data)["i"]) for m in sub.replay] == [
+        (seq, 999 + seq, seq - 1) for seq in range(71, 121)
+    ]
+    old = await bus.subscribe("a", Collector(), resume_after=69)
+    assert old.gap is not None and (old.gap.from_seq, old.gap.to_seq) == (70, 70)

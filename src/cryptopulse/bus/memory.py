@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-from collections import deque
-
 import orjson
 
 from cryptopulse.bus.base import Gap, Message, Subscriber, Subscription
 
-# One history entry: (seq, time, frame). A tuple of atomic values is untracked by the
-# garbage collector after the first collection it survives, so the ~10^5–10^6 messages the
-# histories hold cost the full collections nothing; a Message object per entry (and the
-# record it was built from) kept them all tracked, and a full collection walked them all
-# (1.3 s pauses in the mixed benchmark, docs/benchmarks.md). The frame is kept rather than
-# the payload's JSON because it is built by a bytes format, sized to fit: the bytes that
-# orjson returns keep a 4 KB allocation behind each one, ~4 KB per retained message.
-_Entry = tuple[int, int, bytes]
+# A channel's history is a dict of seq -> frame bytes (the seqs are consecutive: the oldest
+# is `seq - len + 1`). A dict holding only ints and bytes is never tracked by the garbage
+# collector, so the ~10^5–10^7 messages the histories hold cost the full collections
+# nothing: not even the visit of each entry that a deque of (untracked) tuples still cost,
+# ~20 ns a message per full collection (docs/benchmarks.md). Time and payload are read
+# back from the frame, which is built by a bytes format sized to fit (the bytes orjson
+# returns keep a 4 KB allocation behind each one).
+_TIME = b',"time":'
 _DATA = b',"data":'
 
 
@@ -25,16 +23,22 @@ class _Channel:
     def __init__(self, name: str, size: int) -> None:
         self.name = name
         self.seq = 0
-        self.history: deque[_Entry] = deque(maxlen=size)
+        self.history: dict[int, bytes] = {}
         self.subscribers: list[Subscriber] = []
         # The frame up to the seq, encoded once: the same bytes `build_message` makes.
         self.prefix = b'{"type":"data","channel":' + orjson.dumps(name) + b',"seq":'
 
-    def message(self, entry: _Entry) -> Message:
-        """The Message of a history entry (its payload is the frame's `data` member)."""
-        seq, time, frame = entry
-        start = frame.index(_DATA, len(self.prefix)) + len(_DATA)
-        return Message(self.name, seq, time, frame[start:-1], frame)
+    def message(self, seq: int) -> Message:
+        """The Message of a history entry (time and payload are read from its frame)."""
+        frame = self.history[seq]
+        at = frame.index(_TIME, len(self.prefix)) + len(_TIME)
+        data = frame.index(_DATA, at)
+        return Message(self.name, seq, int(frame[at:data]), frame[data + len(_DATA) : -1], frame)
+
+    @property
+    def oldest(self) -> int:
+        """The oldest seq the history holds (seq + 1 when it is empty)."""
+        return self.seq - len(self.history) + 1
 
 
 class MemoryBus:
@@ -66,7 +70,10 @@ class MemoryBus:
         # Hot path (every trade publishes ~15 messages): `build_message` inlined with the
         # channel's prefix cached; the frame bytes are identical.
         frame = state.prefix + b'%d,"time":%d,"data":%b}' % (seq, time, data)
-        state.history.append((seq, time, frame))
+        history = state.history
+        history[seq] = frame
+        if len(history) > self._size:
+            del history[seq - self._size]
         if not state.subscribers:
             return None
         message = Message(channel, seq, time, data, frame)
@@ -76,7 +83,7 @@ class MemoryBus:
 
     async def publish(self, channel: str, data: bytes, time: int) -> Message:
         state = self._channels.get(channel) or self._channel(channel)
-        return self.publish_nowait(channel, data, time) or state.message(state.history[-1])
+        return self.publish_nowait(channel, data, time) or state.message(state.seq)
 
     async def subscribe(
         self, channel: str, subscriber: Subscriber, resume_after: int | None = None
@@ -84,18 +91,18 @@ class MemoryBus:
         state = self._channel(channel)
         if subscriber not in state.subscribers:
             state.subscribers.append(subscriber)
-        latest = state.message(state.history[-1]) if state.history else None
+        latest = state.message(state.seq) if state.history else None
         if resume_after is None:
             return Subscription([], None, latest)
         if resume_after == state.seq:
             return Subscription([], None, None)
-        oldest = state.history[0][0] if state.history else state.seq + 1
+        oldest = state.oldest
         if resume_after > state.seq:
             # A seq from the future: this history was reset (restart). All of it is new.
             return Subscription([], Gap(1, state.seq), latest)
         if resume_after + 1 < oldest:
             return Subscription([], Gap(resume_after + 1, oldest - 1), latest)
-        replay = [state.message(e) for e in state.history if e[0] > resume_after]
+        replay = [state.message(seq) for seq in range(resume_after + 1, state.seq + 1)]
         return Subscription(replay, None, None)
 
     async def unsubscribe(self, channel: str, subscriber: Subscriber) -> None:
@@ -105,7 +112,7 @@ class MemoryBus:
 
     async def latest(self, channel: str) -> Message | None:
         state = self._channels.get(channel)
-        return state.message(state.history[-1]) if state and state.history else None
+        return state.message(state.seq) if state and state.history else None
 
     def channels(self) -> list[str]:
         return sorted(self._channels)
