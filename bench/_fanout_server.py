@@ -28,6 +28,8 @@ from starlette.applications import Starlette
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from bench._measure import app_server
+
 CHANNEL = "trades:coinbase:BTC-USD"
 _pad = "x" * 120  # a trade-sized payload
 
@@ -122,17 +124,8 @@ async def serve_ours(port: int, rate: float, key_file: Path, db: Path) -> None:
         async def publish(seq: int) -> None:
             await bus.publish(CHANNEL, orjson.dumps(_payload(seq)), int(time.time() * 1000))
 
-        config = uvicorn.Config(
-            app,
-            host="127.0.0.1",
-            port=port,
-            loop="uvloop",
-            http="httptools",
-            lifespan="off",
-            log_level="error",
-        )
         key_file.write_text(new.key)
-        await asyncio.gather(uvicorn.Server(config).serve(), _pace(rate, publish))
+        await asyncio.gather(app_server(app, port, "error").serve(), _pace(rate, publish))
 
 
 def main() -> None:

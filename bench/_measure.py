@@ -10,6 +10,7 @@ import statistics
 import subprocess
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from bench.rest import _ms
 
@@ -124,3 +125,25 @@ def percentile(sorted_values: Sequence[float], q: float) -> float:
     if not sorted_values:
         return float("nan")
     return sorted_values[min(len(sorted_values) - 1, int(len(sorted_values) * q))]
+
+
+def app_server(app: Any, port: int, log_level: str = "warning", **options: Any) -> Any:
+    """Our app under uvicorn as `cryptopulse serve` runs it: uvloop, httptools and our
+    `GracefulServer`, whose startup starts the GC policy (processes/_gc.py). The app's
+    lifespan is the caller's (`lifespan="off"`): it seeds keys and data before serving."""
+    import uvicorn  # noqa: PLC0415  (server side only)
+
+    from cryptopulse.server import GracefulServer  # noqa: PLC0415
+
+    config = uvicorn.Config(
+        app,
+        host="127.0.0.1",
+        port=port,
+        loop="uvloop",
+        http="httptools",
+        lifespan="off",
+        access_log=False,
+        log_level=log_level,
+        **options,
+    )
+    return GracefulServer(config)

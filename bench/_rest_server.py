@@ -22,12 +22,12 @@ import sys
 from pathlib import Path
 
 import httpx
-import uvicorn
 from fastapi import FastAPI
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from bench._measure import app_server
 from cryptopulse.api import create_app
 from cryptopulse.api.schemas import CandleOut, CandlePage, TickerOut
 from cryptopulse.domain.models import Trade
@@ -141,18 +141,8 @@ async def serve(port: int, key_file: Path, db: Path) -> None:
             candles = await client.get(f"/v1/candles/{INSTRUMENT}?limit=100", headers=headers)
         assert ticker.status_code == candles.status_code == 200
         _add_baselines(app, ticker.content, candles.content)
-        config = uvicorn.Config(
-            app,
-            host="127.0.0.1",
-            port=port,
-            loop="uvloop",
-            http="httptools",
-            lifespan="off",
-            access_log=False,
-            log_level="warning",
-        )
         key_file.write_text(key)
-        await uvicorn.Server(config).serve()
+        await app_server(app, port).serve()
 
 
 if __name__ == "__main__":

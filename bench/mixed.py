@@ -56,7 +56,16 @@ import uvloop
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from bench._measure import cpu_s, parse_wrk, percentile, rss_mb, spread, start_wrk, wrk_script
+from bench._measure import (
+    app_server,
+    cpu_s,
+    parse_wrk,
+    percentile,
+    rss_mb,
+    spread,
+    start_wrk,
+    wrk_script,
+)
 
 REST_PATHS = ("/v1/tickers/coinbase:BTC-USD", "/v1/candles/coinbase:BTC-USD?limit=100")
 PARTS = ("ingest", "rest", "stream", "mixed")
@@ -125,7 +134,6 @@ async def _inject(services: Any, rate: float, spread_copies: int, stats: dict[st
 async def serve(
     port: int, rate: float, spread_copies: int, folder: Path, history: int = 1000
 ) -> None:
-    import uvicorn
 
     from bench._rest_server import _UNLIMITED, _seed
     from cryptopulse.api import create_app
@@ -159,20 +167,9 @@ async def serve(
     gc.callbacks.append(on_gc)
     async with app.router.lifespan_context(app):
         key = await _seed(app)
-        config = uvicorn.Config(
-            app,
-            host="127.0.0.1",
-            port=port,
-            loop="uvloop",
-            http="httptools",
-            lifespan="off",
-            access_log=False,
-            log_level="warning",
-            ws_max_size=settings.ws_max_frame_bytes,
-            ws_ping_interval=None,
-            backlog=4096,
+        server = app_server(
+            app, port, ws_max_size=settings.ws_max_frame_bytes, ws_ping_interval=None, backlog=4096
         )
-        server = uvicorn.Server(config)
         tasks = [asyncio.create_task(server.serve())]
         while not server.started:
             await asyncio.sleep(0.05)
