@@ -47,7 +47,7 @@ GC_PAUSE = Histogram(
 )
 GC_FROZEN = Gauge(
     "cryptopulse_gc_frozen_objects",
-    "Objects in the permanent generation (gc.freeze), skipped by collections",
+    "Objects frozen (gc.freeze) by the last full collection, skipped by collections since",
     registry=REGISTRY,
 )
 
@@ -102,8 +102,9 @@ class GcPolicy:
         if time.monotonic() - self._last_full >= self.full_s:
             self._collect_and_freeze()
         else:
+            # O(1). (`gc.get_freeze_count()` is not: it walks the whole frozen list, ~60 ms
+            # for ~600,000 objects, so the gauge is only refreshed by full collections.)
             gc.freeze()
-            GC_FROZEN.set(gc.get_freeze_count())
 
     async def run(self) -> None:
         """`start`, then `tick` every `freeze_s` until cancelled; `stop` on the way out."""
