@@ -17,11 +17,11 @@ store, writes the key to KEY_FILE, then serves under uvicorn (uvloop, httptools)
 
 from __future__ import annotations
 
-import asyncio
 import sys
 from pathlib import Path
 
 import httpx
+import uvloop
 from fastapi import FastAPI
 from starlette.requests import Request
 from starlette.responses import Response
@@ -146,4 +146,4 @@ async def serve(port: int, key_file: Path, db: Path) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(serve(int(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3])))
+    uvloop.run(serve(int(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3])))
