@@ -65,3 +65,20 @@ async def test_failed_authentications_are_limited_per_address(tmp_path: Path) ->
         async with http(app, "cpk_live_" + "A" * 50) as client:
             codes = [(await client.get("/v1/tickers")).status_code for _ in range(5)]
     assert codes == [401, 401, 401, 429, 429]
+
+
+async def test_a_blocked_address_keeps_its_verified_keys(tmp_path: Path) -> None:
+    """The guard is against guessing: a key this worker has verified is not a guess, so it
+    keeps working from an address that others' failures blocked (and costs no guard check:
+    on Redis that is a round trip per request). A key not yet verified waits out the block."""
+    async with running(make_settings(tmp_path, auth_failures_per_minute=3)) as app:
+        good, other = await make_key(app), await make_key(app, account="bob")
+        async with http(app, good) as client:
+            assert (await client.get("/v1/tickers")).status_code == 200
+        async with http(app, "cpk_live_" + "A" * 50) as client:
+            codes = [(await client.get("/v1/tickers")).status_code for _ in range(4)]
+        assert codes == [401, 401, 401, 429]
+        async with http(app, good) as client:
+            assert (await client.get("/v1/tickers")).status_code == 200
+        async with http(app, other) as client:
+            assert (await client.get("/v1/tickers")).status_code == 429

@@ -90,6 +90,11 @@ async def _principal(access: AccessControl, scope: Scope, credential: str | None
         if anonymous is None:
             raise unauthorized("send an API key or a token", "missing")
         return anonymous
+    # A credential this worker already verified is no guess: it skips the brute-force
+    # guard, whose check is a Redis call in scale-out (one per request otherwise).
+    principal = access.verified(credential)
+    if principal is not None:
+        return principal
     address = _address(scope)
     if await access.limiter.auth_blocked(address):
         raise too_many("too many failed authentications", {"Retry-After": "60"})

@@ -121,6 +121,7 @@ class AccessControl:
             settings.rate_limit_storage_url,
             settings.auth_failures_per_minute,
             settings.outbound_timeout_s,
+            redis_prefix=settings.redis_prefix + "rl:",  # deployments sharing a Redis differ
         )
         self.usage = UsageRecorder(self.db, settings.usage_flush_interval_s, self._flushed)
         self._ttl = settings.key_cache_ttl_s
@@ -157,15 +158,25 @@ class AccessControl:
             return None
         return Principal("anonymous", ANONYMOUS_SCOPES, name, None, "anonymous")
 
-    async def authenticate(self, credential: str) -> Principal:
-        """The principal of an API key or a JWT we issued, or AuthError."""
+    def verified(self, credential: str) -> Principal | None:
+        """The principal of a credential this worker verified and still trusts (its key
+        record fresh and valid), without any I/O; None: `authenticate` must check it."""
         digest = hash_key(credential)
         verified = self._verified.get(digest)
-        if verified is not None:
-            principal, entry = verified
-            if self._still_valid(principal, entry):
-                return principal
-            del self._verified[digest]
+        if verified is None:
+            return None
+        principal, entry = verified
+        if self._still_valid(principal, entry):
+            return principal
+        self._verified.pop(digest, None)
+        return None
+
+    async def authenticate(self, credential: str) -> Principal:
+        """The principal of an API key or a JWT we issued, or AuthError."""
+        principal = self.verified(credential)
+        if principal is not None:
+            return principal
+        digest = hash_key(credential)
         if looks_like_key(credential):
             record, entry = await self._check_key(credential, digest)
             principal = Principal(

@@ -339,14 +339,20 @@ class RateLimiter:
     by `LocalWindows` (`memory://`), `RedisWindows` (`redis://`, `rediss://`) or
     `LimitsWindows` (any other `limits` async storage URI)."""
 
-    def __init__(self, url: str, auth_failures_per_minute: int, timeout_s: float = 5.0) -> None:
+    def __init__(
+        self,
+        url: str,
+        auth_failures_per_minute: int,
+        timeout_s: float = 5.0,
+        redis_prefix: str = "cp:rl:",
+    ) -> None:
         self._auth_limit = max(1, auth_failures_per_minute)
         self._local: LocalWindows | None = None
         self._shared: RedisWindows | LimitsWindows | None = None
         if url.startswith("memory://"):
             self._local = LocalWindows()
         elif url.startswith(("redis://", "rediss://")):
-            self._shared = RedisWindows(url, timeout_s)
+            self._shared = RedisWindows(url, timeout_s, redis_prefix)
         else:
             self._shared = LimitsWindows(url, timeout_s)
         self._policies: dict[str, str] = {}
