@@ -6,7 +6,10 @@ side by side with a decode-only ceiling and cryptofeed's parsers on the same byt
 
 Contenders, each over the same list of frames (bench/_captures.py: ~119 trades a lap):
 
-- **pipeline**: ``parse_message`` of the venue, then ``Pipeline.on_trade`` per trade;
+- **pipeline**: ``parse_message`` of the venue, then ``Pipeline.on_trade`` per trade,
+  every trade publishing its 12 open candles (``candle_update_ms=0``);
+- **pipeline (candles every 250 ms)**: the same with the service's default conflation of
+  open candles (published every 250 ms of wall time);
 - **parsers only**: our parsers, no pipeline (where the time goes);
 - **orjson / msgspec decode-only**: ``orjson.loads`` / ``msgspec.json.decode`` of each
   frame, nothing else: the ceiling for anything that has to read the bytes;
@@ -46,19 +49,33 @@ def _parsers() -> dict[str, Parse]:
     }
 
 
-def run_pipeline(frames: Sequence[Frame]) -> int:
-    """Parse every frame and feed its trades to a fresh pipeline; returns the trade count."""
-    pipeline = Pipeline(MemoryBus(history=1000), MarketState())
+def run_pipeline(frames: Sequence[Frame], candle_update_ms: int = 0) -> int:
+    """Parse every frame and feed its trades to a fresh pipeline; returns the trade count.
+    With `candle_update_ms`, open candles are conflated as the service does: published
+    every `candle_update_ms` of wall time (checked between frames, as a timer would fire)."""
+    pipeline = Pipeline(MemoryBus(history=1000), MarketState(), candle_update_ms=candle_update_ms)
     parsers = _parsers()
+    period = candle_update_ms / 1000
 
     async def go() -> None:
         on_trade = pipeline.on_trade
+        clock = time.perf_counter
+        due = clock() + period
         for frame in frames:
             for event in parsers[frame.exchange](frame.raw, frame.received_ms):
                 await on_trade(event)  # type: ignore[arg-type]  # trade frames only
+            if period and clock() >= due:
+                await pipeline.publish_updates()
+                due = clock() + period
+        if period:
+            await pipeline.publish_updates()
 
     asyncio.run(go())
     return pipeline.stats.trades
+
+
+def run_pipeline_conflated(frames: Sequence[Frame]) -> int:
+    return run_pipeline(frames, 250)
 
 
 def run_parsers(frames: Sequence[Frame]) -> int:
@@ -93,6 +110,7 @@ def run_cryptofeed(frames: Sequence[Frame]) -> int:
 
 CONTENDERS: dict[str, Callable[[Sequence[Frame]], int]] = {
     "pipeline": run_pipeline,
+    "pipeline (candles every 250 ms)": run_pipeline_conflated,
     "parsers only": run_parsers,
     "orjson decode-only": run_orjson,
     "msgspec decode-only": run_msgspec,

@@ -3,11 +3,19 @@
 The pipeline is the event sink of every source. Per trade: dedupe and candles for the
 venue instrument, candles and a composite ticker for the pair, one store append, and one
 bus message per changed channel. Nothing here blocks or waits on I/O except bus publish.
+
+Open candles are conflated when `candle_update_ms` > 0 (the service's default, 250 ms):
+a trade updates its buckets and marks the aggregator changed; `publish_updates`, on a
+timer, publishes each changed aggregator's open candles once, as they stand. A candle's
+close is published at once, before any update of the next bucket. With 0, every trade
+publishes its 12 open candles (the importer and tests that count frames).
 """
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -21,6 +29,8 @@ from cryptopulse.domain.instruments import parse_instrument
 from cryptopulse.domain.models import Candle, Ticker, Trade
 from cryptopulse.state import MarketState
 from cryptopulse.store.writer import StoreWriter
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(slots=True)
@@ -46,6 +56,7 @@ class Pipeline:
         intervals: tuple[str, ...] = DEFAULT_INTERVALS,
         composite_stale_ms: int = 60_000,
         fold_stablecoins: bool = False,
+        candle_update_ms: int = 0,
     ) -> None:
         self.bus = bus
         self.state = state
@@ -56,6 +67,9 @@ class Pipeline:
         self._venue_candles: dict[str, CandleAggregator] = {}
         self._pair_candles: dict[str, CandleAggregator] = {}
         self._pairs: dict[str, str] = {}  # venue instrument -> its pair, parsed once
+        self.candle_update_ms = candle_update_ms
+        # Aggregators whose open candles changed since `publish_updates` (an ordered set).
+        self._changed: dict[CandleAggregator, None] = {}
         # The memory bus publishes without awaiting anything: calling it directly saves a
         # coroutine per message (~15 per trade).
         self._publish_now = bus.publish_nowait if isinstance(bus, MemoryBus) else None
@@ -80,10 +94,13 @@ class Pipeline:
     async def on_trade(self, trade: Trade) -> None:
         agg = self.aggregator(trade.instrument)
         duplicates = agg.duplicates
-        changed = agg.add(trade)
+        conflate = self.candle_update_ms > 0
+        changed = agg.add(trade, not conflate)
         if agg.duplicates != duplicates:
             self.stats.duplicates += 1
             return
+        if conflate:
+            self._changed[agg] = None
         self.stats.trades += 1
         if self.writer is not None:
             self.writer.add_trade(trade)
@@ -138,7 +155,10 @@ class Pipeline:
             trade.time,
             trade.received,
         )
-        await self._emit_candles(self._pair_aggregator(pair).add(venue_scoped))
+        pair_agg = self._pair_aggregator(pair)
+        if conflate:
+            self._changed[pair_agg] = None
+        await self._emit_candles(pair_agg.add(venue_scoped, not conflate))
 
     async def on_ticker(self, ticker: Ticker) -> None:
         self.stats.tickers += 1
@@ -178,6 +198,25 @@ class Pipeline:
             if candle.closed:
                 for hook in self.closed_candle_hooks:
                     await hook(candle)
+
+    async def publish_updates(self) -> None:
+        """Publish the open candles of every aggregator a trade changed since the last call
+        (conflation: once per `candle_update_ms`, however many trades came in between)."""
+        changed, self._changed = self._changed, {}
+        for agg in changed:
+            await self._emit_candles(agg.open_candles())
+
+    async def run_updates(self) -> None:
+        """`publish_updates` every `candle_update_ms` until cancelled (a no-op at 0)."""
+        if self.candle_update_ms <= 0:
+            return
+        period = self.candle_update_ms / 1000
+        while True:
+            await asyncio.sleep(period)
+            try:
+                await self.publish_updates()
+            except Exception:  # a failing publish must not stop the updates
+                log.exception("publishing candle updates failed; continuing")
 
     async def close_due(self, now_ms: int) -> None:
         """Close candles whose interval has ended (called on a timer with a grace delay)."""

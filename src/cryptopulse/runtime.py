@@ -96,6 +96,7 @@ class Services:
             writer,
             composite_stale_ms=settings.composite_stale_ms,
             fold_stablecoins=settings.fold_stablecoins,
+            candle_update_ms=settings.candle_update_ms,
         )
         analytics = None
         if settings.analytics_enabled:
@@ -141,6 +142,7 @@ class Services:
         for source in list(self.sources):
             self.add_source(source)
         self._tasks.append(asyncio.create_task(self._housekeeping(), name="housekeeping"))
+        self._tasks.append(asyncio.create_task(self.pipeline.run_updates(), name="candle-updates"))
         for supervisor in self.supervisors:
             self._tasks.append(asyncio.create_task(supervisor(self), name="supervisor"))
 

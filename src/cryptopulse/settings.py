@@ -110,6 +110,8 @@ class Settings(BaseSettings):
     gc_full_s: float = Field(600.0, gt=0)
     trade_retention_hours: float = 24.0
     composite_stale_ms: int = 60_000
+    # Open candles are published at most once per this many ms per channel (0: every trade).
+    candle_update_ms: int = Field(250, ge=0, le=60_000)
     fold_stablecoins: bool = False
     store_flush_interval_s: float = 0.25
     store_batch_size: int = 2000

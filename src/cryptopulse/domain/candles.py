@@ -125,8 +125,9 @@ class CandleAggregator:
                 times.popleft()
         return False
 
-    def add(self, trade: Trade) -> list[Candle]:
-        """Apply one trade; return the candles it closed and the open candles it changed."""
+    def add(self, trade: Trade, updates: bool = True) -> list[Candle]:
+        """Apply one trade; return the candles it closed and (with `updates`) the open
+        candles it changed. Without, the caller reads them later with `open_candles`."""
         if self._is_duplicate(trade.trade_id, trade.time):
             self.duplicates += 1
             return []
@@ -146,7 +147,8 @@ class CandleAggregator:
                     self._closed_through[k] = bucket.start
                 bucket = _Bucket.from_trade(start, trade)
                 self._open[k] = bucket
-            out.append(bucket.candle(self.instrument, interval, closed=False))
+            if updates:
+                out.append(bucket.candle(self.instrument, interval, closed=False))
         return out
 
     def close_due(self, now_ms: int) -> list[Candle]:
