@@ -12,6 +12,8 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from scaleout.services import RedisServer
+
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 POSTGRES_URL = os.environ.get(
     "CRYPTOPULSE_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
@@ -46,3 +48,13 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
 def data_dir() -> Path:
     assert DATA.is_dir(), f"shared test data not found at {DATA}"
     return DATA
+
+
+@pytest.fixture
+async def own_redis(tmp_path: Path) -> AsyncIterator[RedisServer]:
+    """A private redis-server (tests/scaleout/services.py): its stats, slowlog and
+    liveness are the test's alone, and it can be stopped and restarted (outages)."""
+    server = RedisServer(tmp_path / "redis")
+    server.start()
+    yield server
+    server.stop()

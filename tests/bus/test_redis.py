@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import orjson
 import pytest
@@ -40,14 +39,6 @@ async def prefix() -> AsyncIterator[str]:
     prefix = f"cptest:{uuid.uuid4().hex[:10]}:"
     yield prefix
     await delete_prefix(REDIS_URL, prefix)
-
-
-@pytest.fixture
-async def own_redis(tmp_path: Path) -> AsyncIterator[RedisServer]:
-    server = RedisServer(tmp_path / "redis")
-    server.start()
-    yield server
-    server.stop()
 
 
 def test_listener_matches_the_protocol() -> None:

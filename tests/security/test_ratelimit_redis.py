@@ -7,7 +7,6 @@ import asyncio
 import random
 import uuid
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 from redis.asyncio import Redis
@@ -48,15 +47,6 @@ async def pair() -> AsyncIterator[Pair]:
     await windows.clear()
     assert not [k async for k in windows.redis.scan_iter(match=windows.prefix + "*")]
     await windows.aclose()
-
-
-@pytest.fixture
-async def own_redis(tmp_path: Path) -> AsyncIterator[RedisServer]:
-    """A private redis-server: its stats, slowlog and liveness are this test's alone."""
-    server = RedisServer(tmp_path / "redis")
-    server.start()
-    yield server
-    server.stop()
 
 
 async def test_burst_exhaustion_within_a_second_and_the_slide(pair: Pair) -> None:

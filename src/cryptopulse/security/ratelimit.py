@@ -275,16 +275,19 @@ class RedisWindows:
     async def hit(
         self, namespace: str, limit: int, expiry: int, who: str, now: float | None = None
     ) -> bool:
-        key = self.key(namespace, limit, expiry, who)
-        args = ("" if now is None else now, limit, expiry, "hit")
-        return bool(await self._script((key,), args))
+        return await self._one(namespace, limit, expiry, who, now, "hit")
 
     async def test(
         self, namespace: str, limit: int, expiry: int, who: str, now: float | None = None
     ) -> bool:
+        return await self._one(namespace, limit, expiry, who, now, "test")
+
+    async def _one(
+        self, namespace: str, limit: int, expiry: int, who: str, now: float | None, mode: str
+    ) -> bool:
+        """One window, `hit` (count if allowed) or `test` (count nothing), in one call."""
         key = self.key(namespace, limit, expiry, who)
-        args = ("" if now is None else now, limit, expiry, "test")
-        return bool(await self._script((key,), args))
+        return bool(await self._script((key,), ("" if now is None else now, limit, expiry, mode)))
 
     async def clear(self) -> None:
         """Delete every counter under this prefix (SCAN, not KEYS: never blocks Redis)."""
