@@ -8,8 +8,8 @@ for alerts.
 2. Live: trades and 1m candles of the instrument from the resumable stream (reconnects,
    resumes, refills gaps by itself), with the SMA updated on every closed candle.
 3. Alerts: a webhook receiver on --webhook-port, registered with the API, plus a breakout
-   pair of alerts: the price rising through +0.02 % or falling through -0.02 % of the
-   current price (whichever way it leaves the band, one fires). Every delivery's
+   pair of alerts: the price rising or falling through `--band` (0.02 % by default) of
+   the current price (whichever way it leaves the band, one fires). Every delivery's
    Standard Webhooks signature is verified with the endpoint's secret; a forged or stale
    one is refused with 401. (The server must be able to reach the receiver: for a local
    run set CRYPTOPULSE_WEBHOOK_ALLOW_PRIVATE_TARGETS=true on the server.)
@@ -44,9 +44,10 @@ def say(event: str, **fields: Any) -> None:
 
 
 class Bot:
-    def __init__(self, client: AsyncClient, instrument: str) -> None:
+    def __init__(self, client: AsyncClient, instrument: str, band: float = 0.0002) -> None:
         self.client = client
         self.instrument = instrument
+        self.band = band
         self.closes: deque[float] = deque(maxlen=SMA)
         self.counts = {"trades": 0, "candles_closed": 0, "alerts_verified": 0, "rejected": 0}
         self.verifier: Webhook | None = None
@@ -89,7 +90,8 @@ class Bot:
         self.verifier = Webhook(endpoint.secret)
         last = (await self.client.ticker(self.instrument)).last or 0.0
         rules = []
-        for direction, level in (("up", last * 1.0002), ("down", last * 0.9998)):
+        up, down = last * (1 + self.band), last * (1 - self.band)
+        for direction, level in (("up", up), ("down", down)):
             rule = await self.client.create_alert(
                 {
                     "name": f"{self.instrument} breaks {direction} through {level:.2f}",
@@ -108,7 +110,7 @@ class Bot:
 
 async def main(args: argparse.Namespace) -> None:
     async with AsyncClient(args.url, os.environ["CRYPTOPULSE_API_KEY"]) as client:
-        bot = Bot(client, args.instrument)
+        bot = Bot(client, args.instrument, args.band)
         receiver = Starlette(routes=[Route("/hooks", bot.receive, methods=["POST"])])
         config = uvicorn.Config(receiver, host="127.0.0.1", port=args.webhook_port,
                                 log_level="warning")  # fmt: skip
@@ -130,4 +132,5 @@ if __name__ == "__main__":
     parser.add_argument("--instrument", default="sim:BTC-USD")
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--webhook-port", type=int, default=8765)
+    parser.add_argument("--band", type=float, default=0.0002, help="alert band, a fraction")
     asyncio.run(main(parser.parse_args()))

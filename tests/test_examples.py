@@ -29,9 +29,10 @@ def test_hybrid_bot_smoke(tmp_path: Path) -> None:
                             headers={"Authorization": f"Bearer {key}"}).is_success:  # fmt: skip
             assert time.monotonic() < deadline
             time.sleep(0.2)
+        # A band of 0.002 %: the simulator's walk (~0.01 % a second) leaves it in seconds.
         bot = subprocess.Popen(
             [sys.executable, str(EXAMPLES / "hybrid_bot.py"), "--url", base, "--seconds", "20",
-             "--webhook-port", str(hook_port)],
+             "--webhook-port", str(hook_port), "--band", "0.00002"],
             env={"CRYPTOPULSE_API_KEY": key, "PATH": ""},
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,

@@ -37,6 +37,13 @@ async def feed(app: FastAPI, trades: list[Trade]) -> None:
     for trade in trades:
         services.market.note_instrument(trade.instrument, "replay")
         await services.pipeline.on_trade(trade)
+    await settle(services)
+
+
+async def settle(services: Services) -> None:
+    """What the service's timers do: publish the changed open candles (every
+    `candle_update_ms`), then write the batch (every `store_flush_interval_s`)."""
+    await services.pipeline.publish_updates()
     await services.writer.flush()
 
 
@@ -155,10 +162,10 @@ async def test_ticker_bytes_follow_the_ticker(app: FastAPI, client: httpx.AsyncC
 async def test_candle_pages_follow_the_store(app: FastAPI, client: httpx.AsyncClient) -> None:
     page = (await client.get(CANDLES + "?limit=2")).json()
     assert [c["close"] for c in page["data"]] == [104.0, 105.0]
-    # A trade in the open candle: invisible until the writer flushes it, then at once.
+    # A trade in the open candle: invisible until its update is written, then at once.
     await services_of(app).pipeline.on_trade(trade(6, 106.5, minute=5))
     assert (await client.get(CANDLES + "?limit=2")).json() == page
-    await services_of(app).writer.flush()
+    await settle(services_of(app))
     amended = (await client.get(CANDLES + "?limit=2")).json()
     assert amended["data"][-1]["close"] == 106.5 and amended["data"][-1]["trades"] == 2
     # Another process writing the store: seen within PAGE_MAX_AGE_S.

@@ -63,9 +63,13 @@ def result_of(result: Any) -> Any:
 
 
 async def wait_for_trades(base: str, key: str) -> None:
+    """Until the store has simulated trades and their candle (written in batches; the open
+    candle every `candle_update_ms`, so it can trail its first trades by a tick)."""
     async with AsyncClient(base, key) as client:
         for _ in range(100):
-            if (await client.trades("sim:BTC-USD", limit=1)).data:
+            if (await client.trades("sim:BTC-USD", limit=1)).data and (
+                await client.candles("sim:BTC-USD", interval="1m", limit=1)
+            ).data:
                 return
             await asyncio.sleep(0.1)
     raise AssertionError("no simulated trades")
