@@ -8,7 +8,7 @@ import orjson
 
 from cryptopulse.bus import MemoryBus, Message
 from cryptopulse.domain.models import Candle, Trade
-from cryptopulse.pipeline import Pipeline
+from cryptopulse.pipeline import UPDATE_SLICE, Pipeline
 from cryptopulse.state import MarketState
 from cryptopulse.store.writer import StoreWriter
 
@@ -137,3 +137,32 @@ async def test_the_writer_gets_every_candle_state_it_would_have_kept() -> None:
         pipeline.flush_open()
         results.append(writer.rows)
     assert results[0] == results[1] and len(results[0]) > 12
+
+
+async def test_a_burst_of_updates_yields_to_the_loop() -> None:
+    """Many instruments' updates are published in slices, with other tasks running in
+    between (a request or a frame waits for one slice, not the whole burst)."""
+    bus = MemoryBus()
+    pipeline = Pipeline(bus, MarketState(), candle_update_ms=250)
+    n = 3 * UPDATE_SLICE
+    for i in range(n):
+        name = f"coinbase:C{i}-USD"
+        await pipeline.on_trade(Trade(name, "1", 1.0, 1.0, "buy", T0, T0))
+    published: list[int] = []
+    ticks: list[int] = []
+
+    class Counter:
+        def deliver(self, message: Message) -> None:
+            published.append(1)
+
+    for i in range(n):
+        await bus.subscribe(f"candles:coinbase:C{i}-USD:1m", Counter())
+
+    async def other_task() -> None:
+        while len(published) < n:
+            ticks.append(len(published))
+            await asyncio.sleep(0)
+
+    await asyncio.gather(pipeline.publish_updates(), other_task())
+    assert len(published) == n  # every venue instrument's 1m candle, once
+    assert len({t for t in ticks if 0 < t < n}) >= 2  # the other task ran mid-burst
