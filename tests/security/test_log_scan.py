@@ -198,7 +198,10 @@ async def stream_flows(base: str, made: dict[str, Any]) -> None:
         assert orjson.loads(await ws.recv())["code"] == "invalid_token"
         await ws.send(orjson.dumps({"op": "auth", "token": made["token"]}).decode())
         assert orjson.loads(await ws.recv())["type"] == "authenticated"
-    async with connect(url, additional_headers={"X-API-Key": made["key"][:-1] + "0"}) as ws:
+    # A bad checksum: the last character changed (to "0" unless it is "0" already: a key
+    # ends in "0" one time in 62, and then this was the key itself).
+    bad = made["key"][:-1] + ("0" if made["key"][-1] != "0" else "1")
+    async with connect(url, additional_headers={"X-API-Key": bad}) as ws:
         # Closed at once or, at the latest, when the 5 s auth window ends: wait past it.
         with pytest.raises(ConnectionClosed):
             await asyncio.wait_for(ws.recv(), 15)
