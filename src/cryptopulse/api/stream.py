@@ -16,9 +16,7 @@ from cryptopulse.api._stream_conn import StreamConnection
 from cryptopulse.api.metrics import STREAM_CONNECTIONS
 from cryptopulse.runtime import Services
 
-__all__ = ["PATH", "session"]
-
-PATH = "/v1/stream"
+__all__ = ["session"]
 
 
 async def session(scope: Scope, receive: Receive, send: Send) -> None:

@@ -20,7 +20,7 @@ _DATA = b',"data":'
 class _Channel:
     __slots__ = ("history", "name", "prefix", "seq", "subscribers")
 
-    def __init__(self, name: str, size: int) -> None:
+    def __init__(self, name: str) -> None:
         self.name = name
         self.seq = 0
         self.history: dict[int, bytes] = {}
@@ -58,7 +58,7 @@ class MemoryBus:
     def _channel(self, name: str) -> _Channel:
         channel = self._channels.get(name)
         if channel is None:
-            channel = self._channels[name] = _Channel(name, self._size)
+            channel = self._channels[name] = _Channel(name)
         return channel
 
     def publish_nowait(self, channel: str, data: bytes, time: int) -> Message | None:
@@ -82,8 +82,11 @@ class MemoryBus:
         return message
 
     async def publish(self, channel: str, data: bytes, time: int) -> Message:
-        state = self._channels.get(channel) or self._channel(channel)
-        return self.publish_nowait(channel, data, time) or state.message(state.seq)
+        message = self.publish_nowait(channel, data, time)
+        if message is None:  # no subscriber: built from the history entry just written
+            state = self._channels[channel]
+            message = state.message(state.seq)
+        return message
 
     async def subscribe(
         self, channel: str, subscriber: Subscriber, resume_after: int | None = None
