@@ -7,13 +7,16 @@ import asyncio
 import random
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
+from cryptopulse.runtime import Services
 from cryptopulse.security.plans import Plan
 from cryptopulse.security.ratelimit import LocalWindows, RateLimiter, RedisWindows
+from cryptopulse.settings import Settings
 from scaleout.services import REDIS_URL, RedisServer
 
 pytestmark = pytest.mark.redis
@@ -199,3 +202,27 @@ async def test_other_limits_storages_keep_working() -> None:
     assert await limiter.auth_blocked("1.2.3.4") and not await limiter.auth_blocked("5.6.7.8")
     await limiter.reset()
     assert (await limiter.hit(plan, "k")).remaining == 99
+
+
+async def test_stopping_the_services_closes_the_rate_limit_connections(
+    own_redis: RedisServer, tmp_path: Path
+) -> None:
+    """A worker that stops leaves no rate-limit connection open on the shared Redis."""
+    admin = Redis.from_url(own_redis.url)
+
+    async def clients() -> int:
+        return int((await admin.info("clients"))["connected_clients"])
+
+    alone = await clients()
+    settings = Settings(
+        database_url=f"sqlite+aiosqlite:///{tmp_path}/rl.db",
+        rate_limit_storage_url=own_redis.url,
+        analytics_enabled=False,
+    )
+    services = Services.create(settings, sources=[])
+    await services.start()
+    assert not await services.access.limiter.auth_blocked("1.2.3.4")
+    assert await clients() > alone
+    await services.stop()
+    assert await clients() == alone
+    await admin.aclose()

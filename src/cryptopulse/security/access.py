@@ -146,6 +146,7 @@ class AccessControl:
             await self.usage.stop()
         except Exception:
             log.exception("final usage flush failed")
+        await self.limiter.aclose()
 
     def plan(self, name: str) -> Plan:
         return self.plans.get(name) or self.plans["free"]
@@ -161,7 +162,9 @@ class AccessControl:
     def verified(self, credential: str) -> Principal | None:
         """The principal of a credential this worker verified and still trusts (its key
         record fresh and valid), without any I/O; None: `authenticate` must check it."""
-        digest = hash_key(credential)
+        return self._trusted(hash_key(credential))
+
+    def _trusted(self, digest: str) -> Principal | None:
         verified = self._verified.get(digest)
         if verified is None:
             return None
@@ -173,10 +176,10 @@ class AccessControl:
 
     async def authenticate(self, credential: str) -> Principal:
         """The principal of an API key or a JWT we issued, or AuthError."""
-        principal = self.verified(credential)
+        digest = hash_key(credential)
+        principal = self._trusted(digest)
         if principal is not None:
             return principal
-        digest = hash_key(credential)
         if looks_like_key(credential):
             record, entry = await self._check_key(credential, digest)
             principal = Principal(
