@@ -1,6 +1,7 @@
 """What the server-level benchmarks (servers, mixed, soak) measure, shared: CPU time and
 RSS of a server's whole process tree from /proc, and wrk runs over several paths with an
-optional per-connection pause (an offered rate instead of a closed loop at saturation)."""
+optional per-connection pause (an offered rate instead of a closed loop at saturation);
+and `app_server`, our app served as `cryptopulse serve` serves it (rest, fanout, mixed)."""
 
 from __future__ import annotations
 
