@@ -49,6 +49,8 @@ def test_hybrid_bot_smoke(tmp_path: Path) -> None:
         )  # fmt: skip
         assert forged.status_code == 401
         out, err = bot.communicate(timeout=45)
+        # What the server saw, should no verified alert have arrived (kept for the message).
+        seen = _alert_trail(base, key, armed[1]["webhook"])
     finally:
         stop(server)
     assert bot.returncode == 0, err
@@ -58,4 +60,13 @@ def test_hybrid_bot_smoke(tmp_path: Path) -> None:
     assert events[0]["event"] == "history"
     assert summary["trades"] > 0
     assert summary["rejected"] == 1
-    assert summary["alerts_verified"] >= 1, events
+    log = (tmp_path / f"serve-{port}.log").read_text()[-4000:]
+    assert summary["alerts_verified"] >= 1, f"{events}\n{seen}\n{log}"
+
+
+def _alert_trail(base: str, key: str, webhook: str) -> str:
+    """The alert events and the webhook's delivery log, as the API reports them."""
+    headers = {"Authorization": f"Bearer {key}"}
+    events = httpx.get(f"{base}/v1/alerts/events", headers=headers, timeout=5).text
+    deliveries = httpx.get(f"{base}/v1/webhooks/{webhook}/deliveries", headers=headers, timeout=5)
+    return f"alert events: {events[:2000]}\ndeliveries: {deliveries.text[:2000]}"
