@@ -32,6 +32,9 @@ latency distribution), stream lag p50/p99 (the client's clock at receipt − the
 exchange `time`, when the trade was due: ingest → pipeline → bus → send queue → socket →
 client; the same machine clock, whole milliseconds), frames delivered per second, and the
 server's CPU seconds per wall second (its process tree, /proc).
+
+``kill -USR1`` a running server writes ``census.txt`` to its folder: its tracked objects by
+type, what holds the most numerous ones, and what one full collection of them all took.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ import asyncio
 import gc
 import os
 import resource
+import signal
 import statistics
 import subprocess
 import sys
@@ -168,6 +172,8 @@ async def serve(
         recent.append((time.time(), ms))
 
     gc.callbacks.append(on_gc)
+    # From the loop, not a bare signal handler, which could run inside a collection.
+    asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, census, folder / "census.txt")
     async with app.router.lifespan_context(app):
         key = await _seed(app)
         server = app_server(
@@ -205,6 +211,35 @@ async def serve(
         await tasks[0]
         for task in tasks[1:]:
             task.cancel()
+
+
+def census(out: Path) -> None:
+    """The tracked objects by type, frozen ones included, and what a full collection of
+    them all costs (`kill -USR1` the server; the loop stands still meanwhile)."""
+    from collections import Counter
+
+    frozen = gc.get_freeze_count()
+    gc.unfreeze()
+    objects = gc.get_objects()
+    by_type = Counter(type(o).__qualname__ for o in objects)
+    total = len(objects)
+    held_by: Counter[str] = Counter()  # what holds the most numerous types (a sample)
+    for name, _ in by_type.most_common(4):
+        sample = [o for o in objects if type(o).__qualname__ == name][:: max(1, by_type[name] // 8)]
+        for obj in sample:
+            for holder in gc.get_referrers(obj):
+                if holder is not objects and holder is not sample:
+                    held_by[f"{name} <- {type(holder).__qualname__}"] += 1
+    del objects
+    started = time.perf_counter()
+    gc.collect()
+    ms = (time.perf_counter() - started) * 1000
+    if frozen:
+        gc.freeze()
+    lines = [f"tracked {total} (frozen {frozen}); a full collection took {ms:.0f} ms"]
+    lines += [f"{n:>10} {name}" for name, n in by_type.most_common(40)]
+    lines += [f"{n:>10} {name}" for name, n in held_by.most_common(20)]
+    out.write_text("\n".join(lines) + "\n")
 
 
 # --- load side -------------------------------------------------------------------------
