@@ -88,6 +88,26 @@ async def test_trades_are_inserted_once_and_paged_newest_first(store: SQLStore) 
     assert times == sorted(times, reverse=True)
 
 
+async def test_batches_larger_than_one_driver_call_round_trip_exactly(store: SQLStore) -> None:
+    """Rows go to the driver as plain values, thousands per call: every field survives."""
+    trades = [
+        Trade("coinbase:ETH-USD", f"t{i}", 1234.5 + i / 8, 0.001 * i, "sell" if i % 3 else "buy",
+              1_700_000_000_000 + i, 1_700_000_000_007 + i)
+        for i in range(4_500)
+    ]  # fmt: skip
+    await store.insert_trades(trades + trades[:700])  # duplicates within one batch, too
+    assert await store.count_trades("coinbase:ETH-USD") == 4_500
+    page = await store.get_trades("coinbase:ETH-USD", limit=4_500)
+    assert sorted(page, key=lambda t: t.time) == trades
+    candles = [make_candle(t * 60_000, close=t + 0.25, closed=t % 2 == 0) for t in range(2_500)]
+    await store.upsert_candles(candles)
+    await store.upsert_candles([make_candle(60_000, close=99.0, closed=True)])
+    rows = await store.get_candles(
+        "coinbase:BTC-USD", "1m", start=None, end=None, limit=5_000, descending=False
+    )
+    assert rows == [*candles[:1], make_candle(60_000, close=99.0, closed=True), *candles[2:]]
+
+
 async def test_prune_trades_keeps_recent_ones(store: SQLStore) -> None:
     await store.insert_trades([make_trade(str(i), i * 1000) for i in range(10)])
     removed = await store.prune_trades(before=5_000)
