@@ -45,6 +45,7 @@ bench: $(DEV_STAMP)
 	$(BIN)/python -m bench ingest
 	$(BIN)/python -m bench serialization
 	$(BIN)/python -m bench rest
+	$(BIN)/python -m bench store
 	$(BIN)/python -m bench fanout
 	$(BIN)/python -m bench servers
 	$(BIN)/python -m bench mixed

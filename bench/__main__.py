@@ -5,11 +5,16 @@ prediction (micro-batching) benchmark; `python -m bench alerts`: alert-rule eval
 `python -m bench servers`: uvicorn (h11, httptools) vs granian, 1/2/5 workers;
 `python -m bench mixed`: ingest + stream clients + REST at once vs each alone;
 `python -m bench soak`: the mixed load for minutes, the server's RSS sampled;
-`python -m bench ratelimit`: rate limits on Redis, `limits` vs one script call."""
+`python -m bench ratelimit`: rate limits on Redis, `limits` vs one script call;
+`python -m bench store`: batched trade writes vs SQLAlchemy Core and the bare driver."""
 
 import sys
 
 if __name__ == "__main__":
+    if sys.argv[1:2] == ["store"]:
+        from bench.store import main as store
+
+        raise SystemExit(store(sys.argv[2:]))
     if sys.argv[1:2] == ["ratelimit"]:
         from bench.ratelimit import main as ratelimit
 

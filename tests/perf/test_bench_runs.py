@@ -32,6 +32,15 @@ def test_ingest_and_serialization_run() -> None:
     assert out.count("| msgspec Struct encode |") == 2
 
 
+@pytest.mark.postgres
+def test_store_runs_every_contender_on_both_backends() -> None:
+    out = _bench("store", "--rows", "300", "--repeats", "1")
+    rows = [line.split(" | ") for line in out.splitlines() if line.startswith("| SQLite")]
+    rows += [line.split(" | ") for line in out.splitlines() if line.startswith("| PostgreSQL")]
+    assert [r[1] for r in rows] == ["ours", "SQLAlchemy Core", "driver only"] * 2, out
+    assert all(float(r[2].split()[0]) > 0 for r in rows), out
+
+
 @pytest.mark.redis
 def test_ratelimit_runs_both_paths() -> None:
     out = _bench("ratelimit", "--hits", "20", "--repeats", "2")
