@@ -25,8 +25,7 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-@pytest.fixture
-def served(tmp_path: Path):  # type: ignore[no-untyped-def]
+def _serve(tmp_path: Path, **extra: str):  # type: ignore[no-untyped-def]
     port = free_port()
     db = tmp_path / "serve.db"
     env = {
@@ -38,6 +37,7 @@ def served(tmp_path: Path):  # type: ignore[no-untyped-def]
         "CRYPTOPULSE_KRAKEN_WS_URL": "ws://127.0.0.1:9/",
         "CRYPTOPULSE_LIVE_CONNECT_TIMEOUT_S": "1",
         "CRYPTOPULSE_INSTRUMENTS": "coinbase:BTC-USD,binance:ETH-USDT,kraken:SOL-USD",
+        **extra,
     }
     proc = subprocess.Popen(
         [str(Path(sys.executable).parent / "cryptopulse"), "serve", "--port", str(port)],
@@ -52,6 +52,11 @@ def served(tmp_path: Path):  # type: ignore[no-untyped-def]
         if proc.poll() is None:
             proc.kill()
         proc.wait(timeout=10)
+
+
+@pytest.fixture
+def served(tmp_path: Path):  # type: ignore[no-untyped-def]
+    yield from _serve(tmp_path)
 
 
 def wait_ready(base: str, proc: subprocess.Popen[str], timeout: float = 30.0) -> dict[str, object]:
@@ -100,6 +105,10 @@ def test_offline_serve_falls_back_to_labelled_simulator_and_stops_cleanly(served
 
     async def stream_then_sigterm() -> int | None:
         async with connect(f"ws://{base}/v1/stream", additional_headers=auth) as ws:
+            # The client offered permessage-deflate; by default the server accepts it.
+            assert ws.response is not None
+            extensions = ws.response.headers.get("Sec-WebSocket-Extensions", "")
+            assert extensions.startswith("permessage-deflate"), extensions
             await ws.send(
                 json.dumps({"op": "subscribe", "id": 1, "channels": ["candles:sim:BTC-USD:1m"]})
             )
@@ -127,3 +136,28 @@ def test_offline_serve_falls_back_to_labelled_simulator_and_stops_cleanly(served
         stored = conn.execute("select count(*) from trades").fetchone()[0]
     assert set(counts) == {"1m", "5m", "15m", "1h", "4h", "1d"}
     assert stored >= len(trades)
+
+
+def test_ws_compression_off_refuses_permessage_deflate(tmp_path: Path) -> None:
+    """CRYPTOPULSE_WS_COMPRESSION=false: a client offering deflate gets plain frames."""
+    served = _serve(tmp_path, CRYPTOPULSE_WS_COMPRESSION="false")
+    base, proc, db = next(served)
+    try:
+        wait_ready(base, proc)
+        auth = {"Authorization": f"Bearer {(db.parent / 'first-key.txt').read_text().strip()}"}
+
+        async def negotiate() -> tuple[str | None, str]:
+            async with connect(f"ws://{base}/v1/stream", additional_headers=auth) as ws:
+                assert ws.response is not None
+                offered = ws.request.headers.get("Sec-WebSocket-Extensions") if ws.request else None
+                subscribe = {"op": "subscribe", "id": 1, "channels": ["ticker:sim:BTC-USD"]}
+                await ws.send(json.dumps(subscribe))
+                reply = json.loads(await asyncio.wait_for(ws.recv(), 5))
+                assert reply["type"] == "subscribed", reply
+                return offered, ws.response.headers.get("Sec-WebSocket-Extensions", "")
+
+        offered, accepted = asyncio.run(negotiate())
+        assert offered is not None and "permessage-deflate" in offered
+        assert accepted == ""
+    finally:
+        served.close()

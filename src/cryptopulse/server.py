@@ -93,6 +93,7 @@ def build_server(settings: Settings) -> GracefulServer:
         log_level=settings.log_level,
         lifespan="on",
         ws_max_size=settings.ws_max_frame_bytes,
+        ws_per_message_deflate=settings.ws_compression,
         ws_ping_interval=None,  # the stream protocol has its own heartbeats
         loop="uvloop",
         http="httptools",

@@ -5,11 +5,13 @@ the Dockerfile is multi-stage, non-root, with a healthcheck; nginx accepts its c
 from __future__ import annotations
 
 import importlib.util
+import os
 import re
 import subprocess
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from cryptopulse.settings import Settings
@@ -99,6 +101,22 @@ def test_gunicorn_config_uses_our_uvicorn_worker() -> None:
     assert conf.worker_class == "cryptopulse.processes.gunicorn.Worker"
     assert conf.wsgi_app == "cryptopulse.processes.gunicorn:create_api_app()"
     assert conf.workers >= 1 and callable(conf.on_starting)
+
+
+def test_gunicorn_worker_applies_the_stream_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The WebSocket settings `cryptopulse serve` gives uvicorn reach Gunicorn's workers."""
+    from gunicorn.config import Config  # type: ignore[import-untyped]
+    from gunicorn.glogging import Logger  # type: ignore[import-untyped]
+
+    from cryptopulse.processes.gunicorn import Worker
+
+    monkeypatch.setenv("CRYPTOPULSE_WS_COMPRESSION", "false")
+    monkeypatch.setenv("CRYPTOPULSE_WS_MAX_FRAME_BYTES", "4096")
+    cfg = Config()
+    worker = Worker(1, os.getpid(), [], None, 30, cfg, Logger(cfg))
+    assert worker.config.ws_per_message_deflate is False
+    assert worker.config.ws_max_size == 4096
+    assert worker.config.loop == "uvloop" and worker.config.ws_ping_interval is None
 
 
 def test_nginx_accepts_the_config(tmp_path: Path) -> None:

@@ -47,6 +47,12 @@ class Worker(UvicornWorker):
         "server_header": False,
     }
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        settings = Settings()  # what `cryptopulse serve` applies to its uvicorn Config
+        self.config.ws_per_message_deflate = settings.ws_compression
+        self.config.ws_max_size = settings.ws_max_frame_bytes
+
     async def _serve(self) -> None:
         self.config.app = self.wsgi
         server = _Server(config=self.config)
