@@ -5,6 +5,7 @@ the plan (4029), op rate per connection, scopes and plan limits on subscribe."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -230,6 +231,42 @@ async def test_revoked_key_closes_its_streams_1008(tmp_path: Path) -> None:
             assert code == 1008 and "revoked" in (ws.close_reason or "")
             # key_cache_ttl_s (0.2 s here) plus one check interval, with room for a busy CI
             assert time.monotonic() - started < 2.0
+
+
+async def test_streams_of_one_key_share_one_check(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The worker checks a key once per `key_cache_ttl_s` for all its streams (not once per
+    stream), and a revocation still closes every one of them."""
+    async with serve(tmp_path) as live:
+        key = await make_key(live.app)
+        access = live.services.access
+        checks: list[str] = []
+        lookup = access.active_key
+
+        async def counted(key_id: str) -> Any:
+            checks.append(key_id)
+            return await lookup(key_id)
+
+        monkeypatch.setattr(access, "active_key", counted)
+        async with contextlib.AsyncExitStack() as stack:
+            streams = [await stack.enter_async_context(client(live, key)) for _ in range(6)]
+            for ws in streams:
+                await subscribed(ws, TRADES)
+            checks.clear()
+            started = time.monotonic()
+            await asyncio.sleep(1.2)
+            ticks = (time.monotonic() - started) / 0.2
+            # One stream per check would be ~6 × ticks.
+            assert 1 <= len(checks) <= ticks + 2, (len(checks), ticks)
+            parsed = parse_key(key)
+            assert parsed is not None and set(checks) == {parsed.key_id}
+            from cryptopulse.security.management import revoke_key
+
+            await revoke_key(access.db, parsed.key_id, actor="test")
+            for ws in streams:
+                code, _ = await closed(ws)
+                assert code == 1008 and "revoked" in (ws.close_reason or "")
 
 
 # --- plan limits ------------------------------------------------------------------------

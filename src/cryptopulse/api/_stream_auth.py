@@ -11,6 +11,7 @@ import asyncio
 import itertools
 import logging
 import time
+import weakref
 from collections.abc import Callable, Iterable
 
 from limits import RateLimitItemPerSecond
@@ -68,15 +69,13 @@ class StreamGuard:
         self._notify = notify  # queue a control frame to the client
         self._auth_timeout = settings.ws_auth_timeout_s
         self._grace = settings.ws_reauth_grace_s
-        self._check_every = settings.key_cache_ttl_s
         self._id = f"ws:{next(_ids)}"
         self.principal: Principal | None = None
         self._slot: Principal | None = None
         self._expired_at: float | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._timer: asyncio.TimerHandle | None = None
-        self._checking: asyncio.Task[None] | None = None
-        self._watching = False
+        self._timer: asyncio.TimerHandle | None = None  # auth deadline, or token expiry
+        self._key_id: str | None = None  # the key the worker's key watch checks for us
         self._stopped = False
 
     async def handshake(self) -> None:
@@ -154,8 +153,9 @@ class StreamGuard:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        if self._checking is not None:
-            self._checking.cancel()
+        if self._key_id is not None:
+            _watch_of(self._access).discard(self._key_id, self)
+            self._key_id = None
 
     def _auth_deadline(self) -> None:
         self._timer = None
@@ -163,57 +163,102 @@ class StreamGuard:
             self._close(POLICY, "authentication required")
 
     def _watch(self) -> None:
-        """Check the credential every `key_cache_ttl_s` while it can end (a key, a JWT)."""
+        """Watch what can end the credential: its key (revoked or expired; one check per
+        key for every stream of the worker) and a token's expiry (a timer at that time)."""
         principal = self.principal
-        if self._loop is None or self._stopped or self._watching or principal is None:
+        if self._loop is None or self._stopped or principal is None:
             return
-        if self._timer is not None:  # the auth deadline: met
+        if self._timer is not None:  # the auth deadline met, or the previous token renewed
             self._timer.cancel()
             self._timer = None
-        if principal.key_id is None and principal.expires_at is None:
-            return  # anonymous: nothing can end
-        self._watching = True
-        self._timer = self._loop.call_later(self._check_every, self._due)
+        self._watch_key(principal.key_id)
+        if principal.expires_at is not None:
+            wait = max(0.0, principal.expires_at - time.time())
+            self._timer = self._loop.call_later(wait, self._token_expired)
 
-    def _due(self) -> None:
-        self._timer = None
-        if not self._stopped:
-            self._checking = asyncio.create_task(self._check(), name="stream-auth-check")
-
-    async def _check(self) -> None:
-        try:
-            principal = self.principal
-            assert principal is not None
-            if principal.key_id is not None:
-                if await self._access.active_key(principal.key_id) is None:
-                    self._close(POLICY, "the key was revoked or expired")
-                    return
-            if self._token_over(principal):
-                return
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("stream: credential check failed")
-            self._close(_INTERNAL_ERROR, "internal error")
+    def _watch_key(self, key_id: str | None) -> None:
+        if key_id == self._key_id:
             return
-        finally:
-            self._checking = None
-        if not self._stopped:
-            assert self._loop is not None
-            self._timer = self._loop.call_later(self._check_every, self._due)
+        watch = _watch_of(self._access)
+        if self._key_id is not None:
+            watch.discard(self._key_id, self)
+        self._key_id = key_id
+        if key_id is not None:
+            watch.add(key_id, self)
 
-    def _token_over(self, principal: Principal) -> bool:
-        if principal.expires_at is None or time.time() < principal.expires_at:
-            return False
-        now = time.monotonic()
-        if self._expired_at is None:
-            self._expired_at = now
-            self._notify("token_expired")
-            return False
-        if now - self._expired_at >= self._grace:
+    def _token_expired(self) -> None:
+        """The token's `exp` passed: say so, and close unless renewed within the grace."""
+        self._timer = None
+        if self._stopped or self.principal is None or self._loop is None:
+            return
+        self._expired_at = time.monotonic()
+        self._notify("token_expired")
+        self._timer = self._loop.call_later(self._grace, self._grace_over)
+
+    def _grace_over(self) -> None:
+        self._timer = None
+        if not self._stopped and self._expired_at is not None:
             self._close(POLICY, "token expired")
-            return True
-        return False
+
+    def key_ended(self, code: int, reason: str) -> None:
+        """Called by the worker's key watch: the key was revoked, expired, or its check
+        failed."""
+        if not self._stopped:
+            self._close(code, reason)
+
+
+class _KeyWatch:
+    """Checks each key that open streams use once every `key_cache_ttl_s`, for all of the
+    worker's streams: one lookup per key, not one task per connection (2,000 streams of
+    one key cost one check a second, not 2,000)."""
+
+    def __init__(self, access: AccessControl) -> None:
+        self._access = access
+        self._every = access.settings.key_cache_ttl_s
+        self._guards: dict[str, set[StreamGuard]] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    def add(self, key_id: str, guard: StreamGuard) -> None:
+        self._guards.setdefault(key_id, set()).add(guard)
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="stream-key-watch")
+
+    def discard(self, key_id: str, guard: StreamGuard) -> None:
+        guards = self._guards.get(key_id)
+        if guards is not None:
+            guards.discard(guard)
+            if not guards:
+                del self._guards[key_id]
+
+    async def _run(self) -> None:
+        try:
+            while self._guards:  # ends by itself once no stream is left to watch
+                await asyncio.sleep(self._every)
+                for key_id in list(self._guards):
+                    try:
+                        ended = await self._access.active_key(key_id) is None
+                    except Exception:
+                        log.exception("stream: credential check failed")
+                        self._end(key_id, _INTERNAL_ERROR, "internal error")
+                        continue
+                    if ended:
+                        self._end(key_id, POLICY, "the key was revoked or expired")
+        finally:
+            self._task = None
+
+    def _end(self, key_id: str, code: int, reason: str) -> None:
+        for guard in tuple(self._guards.pop(key_id, ())):
+            guard.key_ended(code, reason)
+
+
+_watches: weakref.WeakKeyDictionary[AccessControl, _KeyWatch] = weakref.WeakKeyDictionary()
+
+
+def _watch_of(access: AccessControl) -> _KeyWatch:
+    watch = _watches.get(access)
+    if watch is None:
+        watch = _watches[access] = _KeyWatch(access)
+    return watch
 
 
 def _handshake_credential(websocket: WebSocket) -> str | None:
