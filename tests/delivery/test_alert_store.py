@@ -89,6 +89,29 @@ async def test_a_lease_goes_to_one_worker(database_url: str) -> None:
         await store.close()
 
 
+async def test_a_poll_with_nothing_to_do_takes_no_write_lock(database_url: str) -> None:
+    """The delivery worker polls twice a second; while the store writer holds the write
+    lock (a trades flush), a poll that finds nothing must not wait for it."""
+    store = await migrated(database_url)
+    try:
+        engine = AlertService(store, clock=Clock())
+        await add_endpoint(engine.db, "http://127.0.0.1:9/a")
+        relay = OutboxRelay(engine.db, None, Clock(), batch=10)
+        async with store._write_lock:  # as the store writer does while it flushes
+            async with asyncio.timeout(2):
+                assert await relay.relay_once() == 0
+                assert await engine.db.claim_due(T0 + 1, 30_000, 10) == []
+        await fire_crosses(engine, 3)
+        async with store._write_lock:  # work to do: that needs the lock, and waits for it
+            waiting = asyncio.create_task(relay.relay_once())
+            await asyncio.sleep(0.3)
+            assert not waiting.done()
+        assert await waiting == 3
+        assert len(await engine.db.claim_due(T0 + 1, 30_000, 10)) == 3
+    finally:
+        await store.close()
+
+
 async def test_two_relays_never_take_one_row(database_url: str) -> None:
     store = await migrated(database_url)
     try:

@@ -70,6 +70,13 @@ class AlertStore:
         """A write transaction; SQLite allows one writer, so ours take the store's lock."""
         return _Write(self.store)
 
+    async def _any(self, query: Any) -> bool:
+        """Whether `query` finds a row: a read, so a poll that finds nothing to do neither
+        opens a write transaction nor waits for the store's write lock (the store writer
+        holds it while it flushes trades and candles)."""
+        async with self.engine.connect() as conn:
+            return (await conn.execute(query)).first() is not None
+
     # --- rules -------------------------------------------------------------------------
 
     async def insert_rule(self, row: RuleRow) -> None:
@@ -168,6 +175,8 @@ class AlertStore:
             .order_by(alert_outbox.c.seq)
             .limit(limit)
         )
+        if not await self._any(select(alert_outbox.c.seq).limit(1)):
+            return 0  # the usual answer of a poll: no write transaction, no write lock
         async with self._write() as conn:
             rows = [_row(OutboxRow, r) for r in (await conn.execute(query)).mappings().all()]
             if not rows:
@@ -255,6 +264,8 @@ class AlertStore:
             .order_by(d.c.next_attempt_at, d.c.id)
             .limit(limit)
         )
+        if not await self._any(ids_query):
+            return []
         async with self._write() as conn:
             ids = list((await conn.execute(ids_query)).scalars())
             if not ids:
