@@ -189,6 +189,12 @@ async def test_memory_history_is_bounded_and_out_of_the_collectors_sight() -> No
     assert len(state.history) == 50
     assert not gc.is_tracked(state.history)
     assert not any(gc.is_tracked(frame) for frame in state.history.values())
+    # Nor a container per channel nobody follows (most of them): subscribers and back.
+    assert state.subscribers == () and not gc.is_tracked(state.subscribers)
+    collector = Collector()
+    await bus.subscribe("a", collector)
+    await bus.unsubscribe("a", collector)
+    assert state.subscribers == () and not gc.is_tracked(state.subscribers)
     sub = await bus.subscribe("a", Collector(), resume_after=70)
     assert [(m.seq, m.time, orjson.loads(m.data)["i"]) for m in sub.replay] == [
         (seq, 999 + seq, seq - 1) for seq in range(71, 121)

@@ -24,7 +24,10 @@ class _Channel:
         self.name = name
         self.seq = 0
         self.history: dict[int, bytes] = {}
-        self.subscribers: list[Subscriber] = []
+        # Replaced, never mutated: publishing iterates it without a copy, and the empty
+        # tuple of the many channels nobody follows is one shared object the collector
+        # never visits (a list per channel was 21,000 tracked objects at 1,400 instruments).
+        self.subscribers: tuple[Subscriber, ...] = ()
         # The frame up to the seq, encoded once: the same bytes `build_message` makes.
         self.prefix = b'{"type":"data","channel":' + orjson.dumps(name) + b',"seq":'
 
@@ -77,7 +80,7 @@ class MemoryBus:
         if not state.subscribers:
             return None
         message = Message(channel, seq, time, data, frame)
-        for subscriber in tuple(state.subscribers):
+        for subscriber in state.subscribers:
             subscriber.deliver(message)
         return message
 
@@ -93,7 +96,7 @@ class MemoryBus:
     ) -> Subscription:
         state = self._channel(channel)
         if subscriber not in state.subscribers:
-            state.subscribers.append(subscriber)
+            state.subscribers = (*state.subscribers, subscriber)
         latest = state.message(state.seq) if state.history else None
         if resume_after is None:
             return Subscription([], None, latest)
@@ -111,7 +114,9 @@ class MemoryBus:
     async def unsubscribe(self, channel: str, subscriber: Subscriber) -> None:
         state = self._channels.get(channel)
         if state is not None and subscriber in state.subscribers:
-            state.subscribers.remove(subscriber)
+            subscribers = list(state.subscribers)
+            subscribers.remove(subscriber)
+            state.subscribers = tuple(subscribers)
 
     async def latest(self, channel: str) -> Message | None:
         state = self._channels.get(channel)
