@@ -35,11 +35,14 @@ from bench.ingest import run_msgspec, run_pipeline  # noqa: E402
 # conflated every 250 ms) at ~1/36 of msgspec decode-only (~1/100 publishing every trade's
 # candles), the ticker
 # route (auth + rate limit, cached bytes) at 0.61-0.63x a bare route placed where it is,
-# first in the app (so routing costs both the same), on a quiet machine (0.51-0.54x on the
-# loaded VM before a verified key skipped the failed-auth guard). The floors keep a margin
-# under the lowest figures seen on the loaded VM, so only a regression crosses them.
+# first in the app (so routing costs both the same), on a quiet machine at stop 13; at stop
+# 14, on a VM ~3x slower and with FastAPI's per-request OpenTelemetry check gone from both
+# routes (which lowers the ratio: the cost they share shrank), 0.41-0.58x quiet (best of 7
+# or 15 rounds) and 0.34-0.52x with a test suite running beside it. The floors sit under the lowest figures
+# seen, so only a regression crosses them: a store read per request costs several times
+# the whole bare request (the ratio falls below 0.2).
 PIPELINE_FLOOR = 1 / 120
-TICKER_FLOOR = 0.50
+TICKER_FLOOR = 0.30
 # The key's plan: limits no measured request reaches, so the limiter runs its whole path.
 _UNLIMITED = {"rpm": 10**9, "burst": 10**9, "monthly_quota": 10**12}
 
@@ -148,7 +151,7 @@ async def test_ticker_route_keeps_its_ratio_to_a_bare_route(app: FastAPI) -> Non
         return time.process_time() - t0
 
     ours = bare_cost = float("inf")
-    for _ in range(7):
+    for _ in range(15):
         ours = min(ours, await round_of("/v1/tickers/coinbase:BTC-USD"))
         bare_cost = min(bare_cost, await round_of("/bare/ticker"))
     ratio = bare_cost / ours
