@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from cryptopulse.processes._gc import GC_PAUSE, GcPolicy
+from cryptopulse.processes._gc import GC_PAUSE, GC_RECLAIMED, GcPolicy
 
 
 class Node:
@@ -24,6 +24,12 @@ def cycle() -> tuple[Node, weakref.ref[Node]]:
 
 def pauses() -> float:
     return sum(s.value for m in GC_PAUSE.collect() for s in m.samples if s.name.endswith("_count"))
+
+
+def _reclaimed() -> float:
+    return sum(
+        s.value for m in GC_RECLAIMED.collect() for s in m.samples if s.name.endswith("_total")
+    )
 
 
 @pytest.fixture
@@ -59,9 +65,11 @@ def test_tick_freezes_survivors_and_the_full_step_reclaims_frozen_cycles(
     gc.collect()
     assert alive() is not None
     policy.full_s = 0.0  # the next tick is the periodic full collection
+    reclaimed = _reclaimed()
     policy.tick()
     assert policy.full_collections == 2
     assert alive() is None
+    assert _reclaimed() >= reclaimed + 2  # the cycle's two nodes, counted
     assert gc.get_freeze_count() > 1_000  # and the heap is frozen again
 
 

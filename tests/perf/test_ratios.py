@@ -37,10 +37,10 @@ from bench.ingest import run_msgspec, run_pipeline  # noqa: E402
 # route (auth + rate limit, cached bytes) at 0.61-0.63x a bare route placed where it is,
 # first in the app (so routing costs both the same), on a quiet machine at stop 13; at stop
 # 14, on a VM ~3x slower and with FastAPI's per-request OpenTelemetry check gone from both
-# routes (which lowers the ratio: the cost they share shrank), 0.41-0.58x quiet (best of 7
-# or 15 rounds) and 0.34-0.52x with a test suite running beside it. The floors sit under the lowest figures
-# seen, so only a regression crosses them: a store read per request costs several times
-# the whole bare request (the ratio falls below 0.2).
+# routes (which lowers the ratio: the cost they share shrank), 0.41-0.58x quiet (best of
+# 7 or 15 rounds) and 0.34-0.52x with a test suite running beside it. The floors sit under
+# the lowest figures seen, so only a regression crosses them: a store read per request
+# costs several times the whole bare request (the ratio falls below 0.2).
 PIPELINE_FLOOR = 1 / 120
 TICKER_FLOOR = 0.30
 # The key's plan: limits no measured request reaches, so the limiter runs its whole path.
