@@ -229,10 +229,13 @@ class _KeyWatch:
             guards.discard(guard)
             if not guards:
                 del self._guards[key_id]
+        if not self._guards and self._task is not None:  # the last stream left
+            self._task.cancel()
+            self._task = None
 
     async def _run(self) -> None:
         try:
-            while self._guards:  # ends by itself once no stream is left to watch
+            while self._guards:  # ends once no stream is left to watch (or is cancelled)
                 await asyncio.sleep(self._every)
                 for key_id in list(self._guards):
                     try:
@@ -244,7 +247,8 @@ class _KeyWatch:
                     if ended:
                         self._end(key_id, POLICY, "the key was revoked or expired")
         finally:
-            self._task = None
+            if self._task is asyncio.current_task():
+                self._task = None
 
     def _end(self, key_id: str, code: int, reason: str) -> None:
         for guard in tuple(self._guards.pop(key_id, ())):
