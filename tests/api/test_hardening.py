@@ -38,6 +38,33 @@ def assert_hardened(response: httpx.Response, csp: bool = True) -> None:
     assert "server" not in response.headers or "uvicorn" not in response.headers["server"]
 
 
+async def test_request_ids_and_latency_series_stay_bounded(tmp_path: Path) -> None:
+    """A request without an id gets a fresh one; latency series are labelled by route
+    template and a known method, so odd method tokens or paths add no series each."""
+    from cryptopulse.api.metrics import REGISTRY
+
+    def series(method: str) -> float:
+        value = REGISTRY.get_sample_value(
+            "cryptopulse_http_request_duration_seconds_count",
+            {"method": method, "route": "unmatched", "status": "404"},
+        )
+        return value or 0.0
+
+    async with running(make_settings(tmp_path)) as app, http(app, None) as client:
+        ids = {(await client.get("/nowhere")).headers["x-request-id"] for _ in range(3)}
+        assert len(ids) == 3 and all(len(i) == 32 and int(i, 16) >= 0 for i in ids)
+        before = series("OTHER")
+        for n in range(5):
+            response = await client.request(f"FOO{n}", f"/nowhere/{n}")
+            assert response.status_code == 404
+        assert series("OTHER") == before + 5
+        assert not any(
+            sample.labels.get("method", "").startswith("FOO")
+            for metric in REGISTRY.collect()
+            for sample in metric.samples
+        )
+
+
 # --- 413 --------------------------------------------------------------------------------
 
 
