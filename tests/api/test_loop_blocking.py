@@ -37,6 +37,7 @@ from websockets.asyncio.client import connect
 
 from cryptopulse.api import create_app
 from cryptopulse.domain.models import Trade
+from cryptopulse.processes._gc import GcPolicy
 from cryptopulse.runtime import Services
 
 SLOW_WALL_S = 0.5
@@ -139,6 +140,7 @@ async def test_hot_routes_and_stream_never_block_the_loop(
             assert not task.done(), "server failed to start"
             await asyncio.sleep(0.01)
     loop = asyncio.get_running_loop()
+    gc_policy: asyncio.Task[None] | None = None
     try:
         port = server.servers[0].sockets[0].getsockname()[1]
         base, ws_url = f"http://127.0.0.1:{port}", f"ws://127.0.0.1:{port}/v1/stream"
@@ -154,6 +156,12 @@ async def test_hot_routes_and_stream_never_block_the_loop(
                 assert reply.status_code == 200, reply.text
         await follow(ws_url, key, frames=1)
 
+        # The server's GC policy, as `cryptopulse serve` runs it: without it, a full
+        # collection of this test process's heap (every test module imported so far) stops
+        # the loop for 0.5-0.8 s on a slow VM, inside whatever callback is running: a pause
+        # the wall-clock check would blame on that callback (CI saw 0.74 s at stop 14).
+        gc_policy = asyncio.create_task(GcPolicy(freeze_s=1.0, full_s=3_600.0).run())
+        await asyncio.sleep(0)
         loop.set_debug(True)
         loop.slow_callback_duration = SLOW_WALL_S
         with (
@@ -163,6 +171,9 @@ async def test_hot_routes_and_stream_never_block_the_loop(
             frames = await drive(base, ws_url, key, services)
     finally:
         loop.set_debug(False)
+        if gc_policy is not None:
+            gc_policy.cancel()
+            await asyncio.gather(gc_policy, return_exceptions=True)
         server.should_exit = True
         await asyncio.wait_for(task, 10)
     assert frames >= 100
