@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import weakref
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -22,14 +23,13 @@ def cycle() -> tuple[Node, weakref.ref[Node]]:
     return a, weakref.ref(b)
 
 
+def sample(metric: Any, suffix: str) -> float:
+    """The value of `metric`'s sample named ..`suffix` (a histogram's count, a counter)."""
+    return sum(s.value for m in metric.collect() for s in m.samples if s.name.endswith(suffix))
+
+
 def pauses() -> float:
-    return sum(s.value for m in GC_PAUSE.collect() for s in m.samples if s.name.endswith("_count"))
-
-
-def _reclaimed() -> float:
-    return sum(
-        s.value for m in GC_RECLAIMED.collect() for s in m.samples if s.name.endswith("_total")
-    )
+    return sample(GC_PAUSE, "_count")
 
 
 @pytest.fixture
@@ -65,11 +65,11 @@ def test_tick_freezes_survivors_and_the_full_step_reclaims_frozen_cycles(
     gc.collect()
     assert alive() is not None
     policy.full_s = 0.0  # the next tick is the periodic full collection
-    reclaimed = _reclaimed()
+    reclaimed = sample(GC_RECLAIMED, "_total")
     policy.tick()
     assert policy.full_collections == 2
     assert alive() is None
-    assert _reclaimed() >= reclaimed + 2  # the cycle's two nodes, counted
+    assert sample(GC_RECLAIMED, "_total") >= reclaimed + 2  # the cycle's two nodes, counted
     assert gc.get_freeze_count() > 1_000  # and the heap is frozen again
 
 
