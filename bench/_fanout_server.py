@@ -105,6 +105,8 @@ async def serve_ours(port: int, rate: float, key_file: Path, db: Path) -> None:
         source="sim",
         bootstrap_key=False,
         plans={"bench": plan},
+        # As the baselines: the clients' offer (bench fanout --compression) decides.
+        ws_compression=True,
     )
     app = create_app(settings, lambda s: Services.create(s, sources=[]))
     async with app.router.lifespan_context(app):

@@ -129,12 +129,15 @@ def percentile(sorted_values: Sequence[float], q: float) -> float:
 
 
 def app_server(app: Any, port: int, log_level: str = "warning", **options: Any) -> Any:
-    """Our app under uvicorn as `cryptopulse serve` runs it: uvloop, httptools and our
-    `GracefulServer`, whose startup starts the GC policy (processes/_gc.py). The app's
-    lifespan is the caller's (`lifespan="off"`): it seeds keys and data before serving."""
+    """Our app under uvicorn as `cryptopulse serve` runs it: uvloop, httptools, the app's
+    `ws_compression` setting and our `GracefulServer`, whose startup starts the GC policy
+    (processes/_gc.py). The app's lifespan is the caller's (`lifespan="off"`): it seeds
+    keys and data before serving."""
     import uvicorn  # noqa: PLC0415  (server side only)
 
     from cryptopulse.server import GracefulServer  # noqa: PLC0415
+
+    options.setdefault("ws_per_message_deflate", app.state.settings.ws_compression)
 
     config = uvicorn.Config(
         app,

@@ -61,6 +61,7 @@ import uvloop
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
+from bench._looplag import LoopLag
 from bench._measure import (
     app_server,
     cpu_s,
@@ -137,7 +138,12 @@ async def _inject(services: Any, rate: float, spread_copies: int, stats: dict[st
 
 
 async def serve(
-    port: int, rate: float, spread_copies: int, folder: Path, history: int = 1000
+    port: int,
+    rate: float,
+    spread_copies: int,
+    folder: Path,
+    history: int = 1000,
+    loop_lag: bool = False,
 ) -> None:
 
     from bench._rest_server import _UNLIMITED, _seed
@@ -172,6 +178,7 @@ async def serve(
         recent.append((time.time(), ms))
 
     gc.callbacks.append(on_gc)
+    lag = LoopLag() if loop_lag else None
     # From the loop, not a bare signal handler, which could run inside a collection.
     asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, census, folder / "census.txt")
     async with app.router.lifespan_context(app):
@@ -202,12 +209,15 @@ async def serve(
                     "gc2_max_ms": full_gc["max_ms"],
                     "gc2_total_ms": full_gc["total_ms"],
                     "gc2_recent": list(recent),
+                    "loop_lag": lag.counts() if lag is not None else {},
                 }
                 part.write_bytes(orjson.dumps(figures))
                 part.replace(out)
                 await asyncio.sleep(0.5)
 
         tasks.append(asyncio.create_task(report()))
+        if lag is not None:
+            tasks.append(asyncio.create_task(lag.heartbeat()))
         await tasks[0]
         for task in tasks[1:]:
             task.cancel()
@@ -255,14 +265,23 @@ class Server:
     """A `bench.mixed serve` process pinned to CPU 1, with its key once it listens."""
 
     def __init__(
-        self, port: int, rate: float, spread_copies: int, folder: Path, history: int = 1000
+        self,
+        port: int,
+        rate: float,
+        spread_copies: int,
+        folder: Path,
+        history: int = 1000,
+        loop_lag: bool = False,
+        compression: bool = False,
     ) -> None:
         self.port, self.folder = port, folder
+        env = dict(os.environ, CRYPTOPULSE_WS_COMPRESSION=str(compression).lower())
         self.proc = subprocess.Popen(
             ["taskset", "-c", "1", sys.executable, "-m", "bench.mixed", "serve", str(port)]
-            + [str(rate), str(spread_copies), str(folder), str(history)],
+            + [str(rate), str(spread_copies), str(folder), str(history), str(int(loop_lag))],
             stdout=subprocess.DEVNULL,
             stderr=(folder / "server.log").open("wb"),
+            env=env,
         )
         key_file = folder / "key"
         for _ in range(1200):
@@ -378,7 +397,15 @@ async def run_part(part: str, args: argparse.Namespace, channels: list[str]) -> 
     """One fresh server under `part`'s load for `args.seconds`; the figures."""
     rate = 0.0 if part == "rest" else args.rate
     with tempfile.TemporaryDirectory() as tmp:
-        server = Server(args.port, rate, args.spread, Path(tmp), args.bus_history)
+        server = Server(
+            args.port,
+            rate,
+            args.spread,
+            Path(tmp),
+            args.bus_history,
+            loop_lag=args.loop_lag,
+            compression=args.ws_compression,
+        )
         clients: Clients | None = None
         try:
             if part in ("stream", "mixed"):
@@ -397,6 +424,7 @@ async def run_part(part: str, args: argparse.Namespace, channels: list[str]) -> 
             gc0 = server.stats()
             n0, t0 = server.injected()
             cpu0, wall0 = cpu_s(server.proc.pid), time.perf_counter()
+            load0 = cpu_s(os.getpid()) - cpu0  # this process and wrk: CPU 0's load
             if clients is not None:
                 clients.take()
                 clients.measuring = True
@@ -405,14 +433,19 @@ async def run_part(part: str, args: argparse.Namespace, channels: list[str]) -> 
             n1, t1 = server.injected()
             gc1 = server.stats()
             cpu1, wall1 = cpu_s(server.proc.pid), time.perf_counter()
+            load1 = cpu_s(os.getpid()) - cpu1
             result: dict[str, float] = {
                 "injected_per_s": (n1 - n0) / max(t1 - t0, 1e-9) if rate else float("nan"),
                 "cpu_per_s": (cpu1 - cpu0) / (wall1 - wall0),
+                "load_cpu_per_s": (load1 - load0) / (wall1 - wall0),
                 "rss_mb": rss_mb(server.proc.pid),
                 "gc2_count": gc1["gc2_count"] - gc0["gc2_count"],
                 "gc2_ms_per_s": (gc1["gc2_total_ms"] - gc0["gc2_total_ms"]) / (t1 - t0),
                 "gc2_max_ms": longest_gc(gc1, gc0["t"]),
             }
+            if args.loop_lag:
+                late = gc1["loop_lag"]["10"] - gc0["loop_lag"]["10"]
+                result["late10_per_s"] = late / (t1 - t0)
             if clients is not None:
                 lags.sort()
                 result |= {
@@ -446,8 +479,9 @@ def table(runs: dict[str, list[dict[str, float]]]) -> list[str]:
     lines = [
         "| part | trades/s injected | REST req/s | REST p99 ms | stream frames/s "
         "| lag p50 ms | lag p99 ms | server CPU s/s | server RSS MB | full GCs "
-        "| longest full GC ms | non-2xx | clients closed |",
-        "| --- " + "| ---: " * 12 + "|",
+        "| longest full GC ms | loop wake-ups >= 10 ms late /s | load CPU s/s | non-2xx "
+        "| clients closed |",
+        "| --- " + "| ---: " * 14 + "|",
     ]
     names = {"ingest": "ingest alone", "rest": "REST alone", "stream": "stream alone"}
     for part, results in runs.items():
@@ -461,6 +495,8 @@ def table(runs: dict[str, list[dict[str, float]]]) -> list[str]:
             f"| {_cell(results, 'lag_p99_ms', '.1f')} | {_cell(results, 'cpu_per_s', '.2f')} "
             f"| {_cell(results, 'rss_mb', ',.0f')} | {_cell(results, 'gc2_count', '.0f')} "
             f"| {_cell(results, 'gc2_max_ms', ',.0f')} "
+            f"| {_cell(results, 'late10_per_s', '.1f')} "
+            f"| {_cell(results, 'load_cpu_per_s', '.2f')} "
             f"| {'–' if part in ('ingest', 'stream') else f'{bad:.0f}'} "
             f"| {_cell(results, 'client_closes', '.0f')} |"
         )
@@ -478,6 +514,12 @@ def add_load_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--bus-history", type=int, default=1000, help="the server's bus_history setting"
     )
+    parser.add_argument(
+        "--ws-compression",
+        action="store_true",
+        help="the server accepts the permessage-deflate its clients offer "
+        "(CRYPTOPULSE_WS_COMPRESSION=true; the clients always offer it, as websockets does)",
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -487,6 +529,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--parts", default=",".join(PARTS))
     parser.add_argument("--port", type=int, default=18971)
+    parser.add_argument(
+        "--loop-lag",
+        action="store_true",
+        help="count the server loop's wake-ups >= 10 ms late per second (bench/_looplag.py)",
+    )
     args = parser.parse_args(argv)
     os.sched_setaffinity(0, {0})
     raise_nofile(args.clients)
@@ -515,7 +562,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":
     if sys.argv[1:2] == ["serve"]:
-        port, rate, copies, folder, history = sys.argv[2:7]
-        uvloop.run(serve(int(port), float(rate), int(copies), Path(folder), int(history)))
+        port, rate, copies, folder, history, loop_lag = sys.argv[2:8]
+        uvloop.run(
+            serve(int(port), float(rate), int(copies), Path(folder), int(history), loop_lag == "1")
+        )
     else:
         raise SystemExit(main(sys.argv[1:]))

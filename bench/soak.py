@@ -82,7 +82,14 @@ async def soak(args: argparse.Namespace) -> int:
     channels = stream_channels(args.spread)
     total_s = args.warmup + args.minutes * 60
     with tempfile.TemporaryDirectory() as tmp:
-        server = Server(args.port, args.rate, args.spread, Path(tmp), args.bus_history)
+        server = Server(
+            args.port,
+            args.rate,
+            args.spread,
+            Path(tmp),
+            args.bus_history,
+            compression=args.ws_compression,
+        )
         clients = Clients(f"ws://127.0.0.1:{args.port}/v1/stream", server.key, channels)
         try:
             await clients.start(args.clients)
