@@ -105,10 +105,10 @@ def test_offline_serve_falls_back_to_labelled_simulator_and_stops_cleanly(served
 
     async def stream_then_sigterm() -> int | None:
         async with connect(f"ws://{base}/v1/stream", additional_headers=auth) as ws:
-            # The client offered permessage-deflate; by default the server accepts it.
-            assert ws.response is not None
-            extensions = ws.response.headers.get("Sec-WebSocket-Extensions", "")
-            assert extensions.startswith("permessage-deflate"), extensions
+            # The client offered permessage-deflate; by default the server refuses it.
+            assert ws.request is not None and ws.response is not None
+            assert "permessage-deflate" in ws.request.headers["Sec-WebSocket-Extensions"]
+            assert ws.response.headers.get("Sec-WebSocket-Extensions", "") == ""
             await ws.send(
                 json.dumps({"op": "subscribe", "id": 1, "channels": ["candles:sim:BTC-USD:1m"]})
             )
@@ -138,9 +138,9 @@ def test_offline_serve_falls_back_to_labelled_simulator_and_stops_cleanly(served
     assert stored >= len(trades)
 
 
-def test_ws_compression_off_refuses_permessage_deflate(tmp_path: Path) -> None:
-    """CRYPTOPULSE_WS_COMPRESSION=false: a client offering deflate gets plain frames."""
-    served = _serve(tmp_path, CRYPTOPULSE_WS_COMPRESSION="false")
+def test_ws_compression_on_accepts_permessage_deflate(tmp_path: Path) -> None:
+    """CRYPTOPULSE_WS_COMPRESSION=true: a client offering deflate gets compressed frames."""
+    served = _serve(tmp_path, CRYPTOPULSE_WS_COMPRESSION="true")
     base, proc, db = next(served)
     try:
         wait_ready(base, proc)
@@ -158,6 +158,6 @@ def test_ws_compression_off_refuses_permessage_deflate(tmp_path: Path) -> None:
 
         offered, accepted = asyncio.run(negotiate())
         assert offered is not None and "permessage-deflate" in offered
-        assert accepted == ""
+        assert accepted.startswith("permessage-deflate"), accepted
     finally:
         served.close()

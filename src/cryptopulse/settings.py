@@ -117,9 +117,11 @@ class Settings(BaseSettings):
     store_batch_size: int = 2000
     ws_send_queue: int = 1000
     ws_max_frame_bytes: int = 65_536
-    # permessage-deflate for clients that offer it: ~5-10x less bandwidth for JSON frames,
-    # ~48 KB of zlib state and ~14 µs of CPU per frame per connection (docs/operations.md).
-    ws_compression: bool = True
+    # permessage-deflate for clients that offer it: ~5-15x less bandwidth for JSON frames,
+    # ~48 KB of zlib state and a compression per frame per connection. Off by default: in
+    # the mixed benchmark it cost a quarter of the server's CPU and doubled its latency
+    # tails (docs/decisions.md, docs/operations.md).
+    ws_compression: bool = False
     ws_heartbeat_s: float = 15.0
     ws_auth_timeout_s: float = 5.0
     candle_close_grace_ms: int = 2_000
