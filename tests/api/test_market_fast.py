@@ -175,22 +175,70 @@ async def test_candle_pages_follow_the_store(app: FastAPI, client: httpx.AsyncCl
     assert (await client.get(CANDLES + "?limit=2")).json()["data"][-1]["close"] == 1.5
 
 
-async def test_one_store_read_for_concurrent_misses(
-    app: FastAPI, client: httpx.AsyncClient
-) -> None:
-    store = services_of(app).store
-    reads = 0
+async def test_a_page_outlives_other_series_writes(app: FastAPI, client: httpx.AsyncClient) -> None:
+    """Only a flush of the page's own series (instrument and interval) invalidates it."""
+    services = services_of(app)
+    page = (await client.get(CANDLES + "?limit=2")).content
+    reads = count_reads(services)
+    other = Trade("coinbase:ETH-USD", "e1", 50.0, 1.0, "buy", T0 + 5 * 60_000 + 5, T0 + 1)
+    await feed(app, [other])  # ETH-USD's candles flushed; BTC-USD's page stays
+    assert (await client.get(CANDLES + "?limit=2")).content == page
+    assert reads == [0]
+    await services.pipeline.on_trade(trade(7, 107.0, minute=5))
+    await settle(services)  # BTC-USD's 1m series flushed: its page is read again
+    assert (await client.get(CANDLES + "?limit=2")).json()["data"][-1]["close"] == 107.0
+    assert reads == [1]
+
+
+async def test_a_page_in_use_is_rebuilt_ahead_of_its_age_bound(app: FastAPI) -> None:
+    cache = _cache.market_bytes(app.state, services_of(app))
+    key = ("coinbase:BTC-USD", "1m", 5)
+    builds: list[bytes] = []
+
+    async def build() -> bytes:
+        builds.append(b"page %d" % len(builds))
+        await asyncio.sleep(0.01)  # a store read takes a while
+        return builds[-1]
+
+    assert await cache.page(key, "replay", build) == b"page 0"
+    # Half the age bound on, a request is answered at once, from the page it has, and
+    # the page is built again behind it.
+    await asyncio.sleep(_cache.PAGE_MAX_AGE_S * 0.6)
+    step = cache.page(key, "replay", build)
+    with pytest.raises(StopIteration) as done:
+        step.send(None)  # finished without waiting for anything
+    assert done.value.value == b"page 0"
+    await asyncio.sleep(0.05)
+    assert builds == [b"page 0", b"page 1"]
+    # Past the first build's age bound, still no wait: the rebuilt page serves.
+    await asyncio.sleep(_cache.PAGE_MAX_AGE_S * 0.5)
+    step = cache.page(key, "replay", build)
+    with pytest.raises(StopIteration) as done:
+        step.send(None)
+    assert done.value.value == b"page 1"
+
+
+def count_reads(services: Services) -> list[int]:
+    """A counter of the store's candle reads from now on."""
+    store = services.store
+    reads = [0]
     original = store.get_candles
 
     async def counting(*args: object, **kwargs: object) -> list[Candle]:
-        nonlocal reads
-        reads += 1
+        reads[0] += 1
         return await original(*args, **kwargs)  # type: ignore[arg-type]
 
     store.get_candles = counting  # type: ignore[method-assign]
+    return reads
+
+
+async def test_one_store_read_for_concurrent_misses(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    reads = count_reads(services_of(app))
     replies = await asyncio.gather(*(client.get(CANDLES + "?limit=3") for _ in range(20)))
     assert {r.status_code for r in replies} == {200} and len({r.content for r in replies}) == 1
-    assert reads == 1
+    assert reads == [1]
 
 
 async def test_pages_are_bounded(app: FastAPI, client: httpx.AsyncClient) -> None:

@@ -8,14 +8,17 @@ import asyncio
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "api"))
 from authkit import http, make_key, make_settings, running  # noqa: E402
 
+from cryptopulse.security.access import AuthError  # noqa: E402
 from cryptopulse.security.ratelimit import LocalWindows  # noqa: E402
 from cryptopulse.security.usage import month_of  # noqa: E402
+from cryptopulse.store.security import SecurityStore  # noqa: E402
 
 T = 6_000_000.0  # a minute boundary (and a second boundary), epoch seconds
 
@@ -100,3 +103,44 @@ async def test_usage_is_written_at_a_graceful_stop(tmp_path: Path) -> None:
     async with running(settings) as app:
         used = await app.state.services.access.db.usage([key_id], month_of(time.time()))
     assert sum(used.values()) == 7  # per day
+
+
+def _done_without_io(coro: Any) -> Any:
+    """Run `coro` one step: its result if it finished without waiting for anything."""
+    try:
+        coro.send(None)
+    except StopIteration as done:
+        return done.value
+    coro.close()
+    raise AssertionError("it waited (for the store)")
+
+
+async def test_a_key_in_use_is_read_again_ahead_of_its_ttl(tmp_path: Path) -> None:
+    ttl = 0.3
+    async with running(make_settings(tmp_path, key_cache_ttl_s=ttl)) as app:
+        access = app.state.services.access
+        key = await make_key(app)
+        first = await access.authenticate(key)
+        key_id = first.key_id
+        loaded = access._cache[key_id].loaded
+        # Half the TTL on, a request still needs no I/O and starts a background read.
+        await asyncio.sleep(ttl * 0.6)
+        assert _done_without_io(access.authenticate(key)) is first
+        assert key_id in access._loading
+        await asyncio.wait_for(asyncio.shield(access._loading[key_id]), 5)
+        assert access._cache[key_id].loaded > loaded
+        # Past the first read's TTL, a steady caller still never waits for the store.
+        await asyncio.sleep(ttl * 0.6)
+        assert _done_without_io(access.authenticate(key)).key_id == key_id
+        # A revocation by another worker (its own store object: no notice to this one)
+        # holds here within the TTL: no entry is used past it.
+        await SecurityStore(access.db._store).update_key(key_id, None, revoked_at=1)
+        deadline = time.monotonic() + ttl + 0.1
+        while time.monotonic() < deadline:
+            try:
+                await access.authenticate(key)
+            except AuthError:
+                break
+            await asyncio.sleep(0.02)
+        else:
+            raise AssertionError("the revoked key was still accepted after the TTL")

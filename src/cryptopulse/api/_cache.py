@@ -6,11 +6,13 @@
   bytes were built from rebuilds them. Exact: never a stale byte.
 - **Candle pages**: the newest page of `GET /v1/candles/{i}` (no `start`, `end` or
   `cursor`) per (instrument, interval, limit), built from the store. A page is valid while
-  this process's store writer has flushed no candle since the page's store read began
-  (its `written_candles` count, read before the query, is the page's stamp) and for at
-  most `PAGE_MAX_AGE_S`: the bound for candles written by other processes (scale-out
-  ingest, `cryptopulse import`), which this process cannot see. One build per page at a
-  time, however many requests wait for it.
+  this process's store writer has flushed no candle of its series since the page's store
+  read began (the writer's `written_stamp` of the series, read before the query, is the
+  page's stamp) and for at most `PAGE_MAX_AGE_S`: the bound for candles written by other
+  processes (scale-out ingest, `cryptopulse import`), which this process cannot see. A
+  page requested when it is half that age is rebuilt in the background while it keeps
+  serving, so steady readers of an instrument that is not trading never wait for the
+  store. One build per page at a time, however many requests wait for it.
 
 docs/decisions.md ("REST response bytes") has the reasoning and the bounds.
 """
@@ -55,7 +57,7 @@ def ticker_body(ticker: Ticker, source: str | None) -> dict[str, Any]:
 
 @dataclass(frozen=True, slots=True)
 class _Page:
-    stamp: int  # the writer's written_candles when the build began
+    stamp: int  # the writer's written_stamp of the series when the build began
     source: str | None
     born: float  # time.monotonic() when the build began
     body: bytes
@@ -89,23 +91,28 @@ class MarketBytes:
     ) -> bytes:
         """The newest candle page `key`: cached if still valid, else from `build()` (the
         store read and serialization), run once for all the requests that need it."""
-        stamp = self.services.writer.written_candles
+        stamp = self.services.writer.written_stamp(key[0], key[1])
         page = self._pages.get(key)
-        if (
-            page is not None
-            and page.stamp == stamp
-            and page.source == source
-            and time.monotonic() - page.born < PAGE_MAX_AGE_S
-        ):
-            return page.body
+        if page is not None and page.stamp == stamp and page.source == source:
+            age = time.monotonic() - page.born
+            if age < PAGE_MAX_AGE_S:
+                if age >= PAGE_MAX_AGE_S / 2:
+                    self._building_task(key, stamp, source, build)  # refresh ahead
+                return page.body
+        task = self._building_task(key, stamp, source, build)
+        # A waiter that is cancelled (client gone) cancels its own wait, not the build.
+        return (await asyncio.shield(task)).body
+
+    def _building_task(
+        self, key: PageKey, stamp: int, source: str | None, build: Callable[[], Awaitable[bytes]]
+    ) -> asyncio.Future[_Page]:
         flight = (key, stamp, source)
         task = self._building.get(flight)
         if task is None:
             task = asyncio.ensure_future(self._build(key, stamp, source, build))
             self._building[flight] = task
             task.add_done_callback(lambda done: self._built(flight, done))
-        # A waiter that is cancelled (client gone) cancels its own wait, not the build.
-        return (await asyncio.shield(task)).body
+        return task
 
     async def _build(
         self, key: PageKey, stamp: int, source: str | None, build: Callable[[], Awaitable[bytes]]

@@ -3,6 +3,9 @@
 Key lookups are cached per worker for `key_cache_ttl_s` (at most 1 s), so a revocation or a
 rotation's end holds on every worker within that time, without a store round trip per
 request. A JWT is checked against its key the same way: revoking a key ends its tokens.
+A key in use is read again in the background once its entry is half the TTL old, so a
+steady caller never waits for the store (before, one request per key per second did, behind
+whatever the store was doing: the REST tail); an entry older than the TTL is never used.
 A change made through this process's `AccessControl.db` (the admin API: revoke, rotate,
 any key update) drops the key from this worker's caches at once.
 
@@ -170,6 +173,7 @@ class AccessControl:
             return None
         principal, entry = verified
         if self._still_valid(principal, entry):
+            self._refresh_ahead(entry)
             return principal
         self._verified.pop(digest, None)
         return None
@@ -256,16 +260,32 @@ class AccessControl:
     async def _lookup(self, key_id: str) -> _Cached:
         cached = self._cache.get(key_id)
         if cached is not None and time.monotonic() - cached.loaded < self._ttl:
+            self._refresh_ahead(cached)
             return cached
         # One store lookup per key at a time, however many requests are waiting for it. The
         # lookup runs as its own task and callers wait through a shield, so a caller that is
         # cancelled (client gone) cancels only its own wait, never the others'.
+        return await asyncio.shield(self._loading_task(key_id))
+
+    def _loading_task(self, key_id: str) -> asyncio.Future[_Cached]:
         task = self._loading.get(key_id)
         if task is None:
             task = asyncio.ensure_future(self._load_into_cache(key_id))
             self._loading[key_id] = task
             task.add_done_callback(lambda done: self._finish_loading(key_id, done))
-        return await asyncio.shield(task)
+        return task
+
+    def _refresh_ahead(self, entry: _Cached) -> None:
+        """Read a key in use again in the background once its entry is half the TTL old:
+        the next requests keep the fresh entry and never wait for the store."""
+        record = entry.record
+        if (
+            record is not None
+            and time.monotonic() - entry.loaded >= self._ttl / 2
+            and record.key_id not in self._loading
+            and self._cache.get(record.key_id) is entry
+        ):
+            self._loading_task(record.key_id)
 
     def _finish_loading(self, key_id: str, task: asyncio.Future[_Cached]) -> None:
         if self._loading.get(key_id) is task:
@@ -292,12 +312,15 @@ class AccessControl:
                 entry.month_total += n
 
     async def _load(self, key_id: str) -> _Cached:
+        # Stamped when the read begins: the entry is never trusted longer than the TTL
+        # after the store said so, however long the read took.
+        started = time.monotonic()
         month = month_of(time.time())
         record = await self.db.get_key(key_id)
         total = 0
         if record is not None:
             total = sum((await self.db.usage([key_id], month)).values())
-        return _Cached(time.monotonic(), record, month, total)
+        return _Cached(started, record, month, total)
 
     # --- limits ---------------------------------------------------------------------------
 

@@ -38,6 +38,10 @@ class StoreWriter:
         self.dropped_trades = 0
         self.written_trades = 0
         self.written_candles = 0
+        self.flushes = 0
+        # (instrument, interval) -> the number of the last flush that wrote one of its
+        # candles: what a cached candle page of that series checks (api/_cache.py).
+        self.flushed: dict[tuple[str, str], int] = {}
 
     def add_trade(self, trade: Trade) -> None:
         self._trades.append(trade)
@@ -55,10 +59,16 @@ class StoreWriter:
     def pending(self) -> int:
         return len(self._trades) + len(self._candles)
 
+    def written_stamp(self, instrument: str, interval: str) -> int:
+        """The last flush that wrote a candle of the series (0: none since the start);
+        read it before a store read, and the read is current while it stays the same."""
+        return self.flushed.get((instrument, interval), 0)
+
     async def flush(self) -> None:
         async with self._flush_lock:
             trades, self._trades = self._trades, []
-            candles, self._candles = list(self._candles.values()), {}
+            pending, self._candles = self._candles, {}
+            candles = list(pending.values())
             try:
                 await self.store.insert_trades(trades)
                 await self.store.upsert_candles(candles)
@@ -70,6 +80,10 @@ class StoreWriter:
                 raise
             self.written_trades += len(trades)
             self.written_candles += len(candles)
+            if candles:
+                self.flushes += 1
+                number = self.flushes
+                self.flushed.update(dict.fromkeys([k[:2] for k in pending], number))
 
     async def _run(self) -> None:
         while True:
