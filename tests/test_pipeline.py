@@ -166,3 +166,29 @@ async def test_a_burst_of_updates_yields_to_the_loop() -> None:
     await asyncio.gather(pipeline.publish_updates(), other_task())
     assert len(published) == n  # every venue instrument's 1m candle, once
     assert len({t for t in ticks if 0 < t < n}) >= 2  # the other task ran mid-burst
+
+
+async def test_a_burst_of_trades_takes_turns_with_the_loop() -> None:
+    """A source handing over trades back to back (a catch-up, one read of many frames)
+    gives the loop back every INGEST_SLICE_S: others run during the burst, not after."""
+    bus = MemoryBus()
+    pipeline = Pipeline(bus, MarketState())
+    await watch(bus, f"trades:{VENUE}")
+    burst = 3000  # tens of ms of work: many slices
+    seen_during: list[int] = []
+
+    async def other() -> None:  # a request, a stream frame: anything else on the loop
+        while pipeline.stats.trades < burst:
+            seen_during.append(pipeline.stats.trades)
+            await asyncio.sleep(0)
+
+    async def source() -> None:
+        for n in range(burst):
+            await pipeline.on_trade(trade(n, 100.0 + n % 7, T0 + n))
+
+    await asyncio.gather(source(), other())
+    assert pipeline.stats.trades == burst
+    progress = [n for n in seen_during if 0 < n < burst]
+    assert len(set(progress)) >= 3, seen_during[:20]  # it ran between slices of the burst
+    # ...yet the burst kept going in slices, not a yield per trade.
+    assert len(seen_during) < burst / 10, len(seen_during)
