@@ -242,11 +242,14 @@ def census(out: Path) -> None:
                     held_by[f"{name} <- {type(holder).__qualname__}"] += 1
     del objects
     started = time.perf_counter()
-    gc.collect()
+    unreachable = gc.collect()
     ms = (time.perf_counter() - started) * 1000
     if frozen:
         gc.freeze()
-    lines = [f"tracked {total} (frozen {frozen}); a full collection took {ms:.0f} ms"]
+    lines = [
+        f"tracked {total} (frozen {frozen}); a full collection took {ms:.0f} ms "
+        f"and found {unreachable} unreachable"
+    ]
     lines += [f"{n:>10} {name}" for name, n in by_type.most_common(40)]
     lines += [f"{n:>10} {name}" for name, n in held_by.most_common(20)]
     out.write_text("\n".join(lines) + "\n")
