@@ -129,7 +129,8 @@ def percentile(sorted_values: Sequence[float], q: float) -> float:
 
 
 def app_server(app: Any, port: int, log_level: str = "warning", **options: Any) -> Any:
-    """Our app under uvicorn as `cryptopulse serve` runs it: uvloop, httptools, the app's
+    """Our app under uvicorn as `cryptopulse serve` runs it (server.build_server): uvloop,
+    httptools, no proxy-headers middleware, no `server` header, the app's
     `ws_compression` setting and our `GracefulServer`, whose startup starts the GC policy
     (processes/_gc.py). The app's lifespan is the caller's (`lifespan="off"`): it seeds
     keys and data before serving."""
@@ -146,8 +147,9 @@ def app_server(app: Any, port: int, log_level: str = "warning", **options: Any) 
         loop="uvloop",
         http="httptools",
         lifespan="off",
-        access_log=False,
         log_level=log_level,
-        **options,
+        proxy_headers=False,
+        server_header=False,
+        **({"access_log": False} | options),
     )
     return GracefulServer(config)

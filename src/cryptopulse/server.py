@@ -99,6 +99,7 @@ def build_server(settings: Settings) -> GracefulServer:
         http="httptools",
         proxy_headers=False,
         server_header=False,
+        access_log=settings.access_log,
     )
     server = GracefulServer(config)
     return server

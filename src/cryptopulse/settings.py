@@ -127,6 +127,9 @@ class Settings(BaseSettings):
     candle_close_grace_ms: int = 2_000
     max_candles_per_page: int = 1000
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    # uvicorn's access log, a line per request: off by default, it cost a third of the
+    # REST throughput (docs/operations.md); metrics and X-Request-Id cover requests.
+    access_log: bool = False
     binance_ws_url: str = "wss://stream.binance.com:9443"
     binance_rest_url: str = "https://api.binance.com"
     coinbase_ws_url: str = "wss://ws-feed.exchange.coinbase.com"
