@@ -270,6 +270,7 @@ async def test_the_real_command_at_debug_prints_only_the_first_key_once(tmp_path
         **os.environ,
         "CRYPTOPULSE_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/proc.db",
         "CRYPTOPULSE_LOG_LEVEL": "debug",
+        "CRYPTOPULSE_ACCESS_LOG": "true",  # off by default; on, it must not keep secrets
         "CRYPTOPULSE_JWT_SECRET": JWT_SECRET,
         "CRYPTOPULSE_INSTRUMENTS": "coinbase:BTC-USD",
     }
