@@ -145,6 +145,8 @@ class AccessControl:
             log.warning("CRYPTOPULSE_JWT_SECRET is not set: tokens hold in this process only")
 
     async def stop(self) -> None:
+        for task in list(self._loading.values()):
+            task.cancel()  # background re-reads (refresh ahead): the store is closing
         try:
             await self.usage.stop()
         except Exception:
