@@ -30,11 +30,16 @@ clients, no REST), **REST alone** (no trades), **stream alone** (trades + client
 (all three). Reported: trades/s actually injected, REST requests/s and p99 (wrk's
 latency distribution), stream lag p50/p99 (the client's clock at receipt − the trade's
 exchange `time`, when the trade was due: ingest → pipeline → bus → send queue → socket →
-client; the same machine clock, whole milliseconds), frames delivered per second, and the
-server's CPU seconds per wall second (its process tree, /proc).
+client; the same machine clock, whole milliseconds), frames delivered per second, the
+server's CPU seconds per wall second (its process tree, /proc) and the load generator's
+(this process and wrk, on CPU 0: a busy client core would show up as latency). With
+``--loop-lag``, how often per second the server's loop woke ≥ 10 ms late
+(bench/_looplag.py). The server refuses permessage-deflate, as `cryptopulse serve` does by
+default; ``--ws-compression`` makes it accept what the clients (`websockets`) offer.
 
 ``kill -USR1`` a running server writes ``census.txt`` to its folder: its tracked objects by
-type, what holds the most numerous ones, and what one full collection of them all took.
+type, what holds the most numerous ones, and what one full collection of them all took
+(and how many unreachable objects it found).
 """
 
 from __future__ import annotations
@@ -137,14 +142,31 @@ async def _inject(services: Any, rate: float, spread_copies: int, stats: dict[st
         await asyncio.sleep(_TICK_S)
 
 
-async def serve(
-    port: int,
-    rate: float,
-    spread_copies: int,
-    folder: Path,
-    history: int = 1000,
-    loop_lag: bool = False,
-) -> None:
+@dataclass(frozen=True)
+class Spec:
+    """What a `bench.mixed serve` process runs: both sides of its command line. Stream
+    compression reaches it as CRYPTOPULSE_WS_COMPRESSION, read by its Settings."""
+
+    port: int
+    rate: float  # trades/s injected (0: none)
+    spread_copies: int
+    history: int = 1000  # the bus_history setting
+    loop_lag: bool = False
+    compression: bool = False
+
+    def argv(self, folder: Path) -> list[str]:
+        numbers = (self.port, self.rate, self.spread_copies, self.history, int(self.loop_lag))
+        return [str(folder), *map(str, numbers)]
+
+    @classmethod
+    def parse(cls, argv: Sequence[str]) -> tuple[Spec, Path]:
+        folder, port, rate, copies, history, loop_lag = argv
+        spec = cls(int(port), float(rate), int(copies), int(history), loop_lag == "1")
+        return spec, Path(folder)
+
+
+async def serve(spec: Spec, folder: Path) -> None:
+    port, rate, spread_copies = spec.port, spec.rate, spec.spread_copies
 
     from bench._rest_server import _UNLIMITED, _seed
     from cryptopulse.api import create_app
@@ -157,7 +179,7 @@ async def serve(
         source="sim",
         bootstrap_key=False,
         plans={"bench": plan},
-        bus_history=history,
+        bus_history=spec.history,
     )
     app = create_app(settings, lambda s: Services.create(s, sources=[]))
     stats = {"injected": 0}
@@ -178,7 +200,7 @@ async def serve(
         recent.append((time.time(), ms))
 
     gc.callbacks.append(on_gc)
-    lag = LoopLag() if loop_lag else None
+    lag = LoopLag() if spec.loop_lag else None
     # From the loop, not a bare signal handler, which could run inside a collection.
     asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, census, folder / "census.txt")
     async with app.router.lifespan_context(app):
@@ -267,21 +289,12 @@ def longest_gc(stats: dict[str, Any], since: float) -> float:
 class Server:
     """A `bench.mixed serve` process pinned to CPU 1, with its key once it listens."""
 
-    def __init__(
-        self,
-        port: int,
-        rate: float,
-        spread_copies: int,
-        folder: Path,
-        history: int = 1000,
-        loop_lag: bool = False,
-        compression: bool = False,
-    ) -> None:
-        self.port, self.folder = port, folder
-        env = dict(os.environ, CRYPTOPULSE_WS_COMPRESSION=str(compression).lower())
+    def __init__(self, spec: Spec, folder: Path) -> None:
+        self.port, self.folder = spec.port, folder
+        env = dict(os.environ, CRYPTOPULSE_WS_COMPRESSION=str(spec.compression).lower())
         self.proc = subprocess.Popen(
-            ["taskset", "-c", "1", sys.executable, "-m", "bench.mixed", "serve", str(port)]
-            + [str(rate), str(spread_copies), str(folder), str(history), str(int(loop_lag))],
+            ["taskset", "-c", "1", sys.executable, "-m", "bench.mixed", "serve"]
+            + spec.argv(folder),
             stdout=subprocess.DEVNULL,
             stderr=(folder / "server.log").open("wb"),
             env=env,
@@ -400,15 +413,15 @@ async def run_part(part: str, args: argparse.Namespace, channels: list[str]) -> 
     """One fresh server under `part`'s load for `args.seconds`; the figures."""
     rate = 0.0 if part == "rest" else args.rate
     with tempfile.TemporaryDirectory() as tmp:
-        server = Server(
+        spec = Spec(
             args.port,
             rate,
             args.spread,
-            Path(tmp),
             args.bus_history,
             loop_lag=args.loop_lag,
             compression=args.ws_compression,
         )
+        server = Server(spec, Path(tmp))
         clients: Clients | None = None
         try:
             if part in ("stream", "mixed"):
@@ -565,9 +578,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":
     if sys.argv[1:2] == ["serve"]:
-        port, rate, copies, folder, history, loop_lag = sys.argv[2:8]
-        uvloop.run(
-            serve(int(port), float(rate), int(copies), Path(folder), int(history), loop_lag == "1")
-        )
+        uvloop.run(serve(*Spec.parse(sys.argv[2:])))
     else:
         raise SystemExit(main(sys.argv[1:]))

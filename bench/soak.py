@@ -31,6 +31,7 @@ from bench._measure import cpu_s, parse_wrk, percentile, rss_mb, start_wrk, wrk_
 from bench.mixed import (
     Clients,
     Server,
+    Spec,
     add_load_arguments,
     longest_gc,
     raise_nofile,
@@ -82,14 +83,14 @@ async def soak(args: argparse.Namespace) -> int:
     channels = stream_channels(args.spread)
     total_s = args.warmup + args.minutes * 60
     with tempfile.TemporaryDirectory() as tmp:
-        server = Server(
+        spec = Spec(
             args.port,
             args.rate,
             args.spread,
-            Path(tmp),
             args.bus_history,
             compression=args.ws_compression,
         )
+        server = Server(spec, Path(tmp))
         clients = Clients(f"ws://127.0.0.1:{args.port}/v1/stream", server.key, channels)
         try:
             await clients.start(args.clients)
