@@ -14,7 +14,8 @@
   serving, so steady readers of an instrument that is not trading never wait for the
   store. One build per page at a time, however many requests wait for it.
 
-docs/decisions.md ("REST response bytes") has the reasoning and the bounds.
+docs/decisions.md ("Response bytes", and "Caches on the request path refresh ahead of
+their bound") has the reasoning and the bounds.
 """
 
 from __future__ import annotations
