@@ -38,9 +38,8 @@ class StoreWriter:
         self.dropped_trades = 0
         self.written_trades = 0
         self.written_candles = 0
-        self.flushes = 0
-        # (instrument, interval) -> the number of the last flush that wrote one of its
-        # candles: what a cached candle page of that series checks (api/_cache.py).
+        # (instrument, interval) -> `written_candles` after the last flush that wrote one
+        # of its candles: what a cached candle page of that series checks (api/_cache.py).
         self.flushed: dict[tuple[str, str], int] = {}
 
     def add_trade(self, trade: Trade) -> None:
@@ -60,8 +59,8 @@ class StoreWriter:
         return len(self._trades) + len(self._candles)
 
     def written_stamp(self, instrument: str, interval: str) -> int:
-        """The last flush that wrote a candle of the series (0: none since the start);
-        read it before a store read, and the read is current while it stays the same."""
+        """Which flush last wrote a candle of the series (0: none since the start); read
+        it before a store read, and the read is current while it stays the same."""
         return self.flushed.get((instrument, interval), 0)
 
     async def flush(self) -> None:
@@ -80,10 +79,8 @@ class StoreWriter:
                 raise
             self.written_trades += len(trades)
             self.written_candles += len(candles)
-            if candles:
-                self.flushes += 1
-                number = self.flushes
-                self.flushed.update(dict.fromkeys([k[:2] for k in pending], number))
+            if candles:  # the count only grows: it tells this flush from every earlier one
+                self.flushed.update(dict.fromkeys([k[:2] for k in pending], self.written_candles))
 
     async def _run(self) -> None:
         while True:
