@@ -139,6 +139,7 @@ def app_server(app: Any, port: int, log_level: str = "warning", **options: Any) 
     from cryptopulse.server import GracefulServer  # noqa: PLC0415
 
     options.setdefault("ws_per_message_deflate", app.state.settings.ws_compression)
+    options.setdefault("access_log", False)  # as serve's default (CRYPTOPULSE_ACCESS_LOG)
 
     config = uvicorn.Config(
         app,
@@ -150,6 +151,6 @@ def app_server(app: Any, port: int, log_level: str = "warning", **options: Any) 
         log_level=log_level,
         proxy_headers=False,
         server_header=False,
-        **({"access_log": False} | options),
+        **options,
     )
     return GracefulServer(config)
