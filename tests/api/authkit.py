@@ -65,3 +65,14 @@ async def make_key(
         **kwargs,
     )
     return new.key
+
+
+def done_without_io(coro: Any) -> Any:
+    """Run `coro` one step: its result if it finished without waiting for anything (no
+    store read, no other task); AssertionError if it had to wait."""
+    try:
+        coro.send(None)
+    except StopIteration as done:
+        return done.value
+    coro.close()
+    raise AssertionError("it waited (for the store)")

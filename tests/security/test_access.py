@@ -8,12 +8,11 @@ import asyncio
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "api"))
-from authkit import http, make_key, make_settings, running  # noqa: E402
+from authkit import done_without_io, http, make_key, make_settings, running  # noqa: E402
 
 from cryptopulse.security.access import AuthError  # noqa: E402
 from cryptopulse.security.ratelimit import LocalWindows  # noqa: E402
@@ -105,16 +104,6 @@ async def test_usage_is_written_at_a_graceful_stop(tmp_path: Path) -> None:
     assert sum(used.values()) == 7  # per day
 
 
-def _done_without_io(coro: Any) -> Any:
-    """Run `coro` one step: its result if it finished without waiting for anything."""
-    try:
-        coro.send(None)
-    except StopIteration as done:
-        return done.value
-    coro.close()
-    raise AssertionError("it waited (for the store)")
-
-
 async def test_a_key_in_use_is_read_again_ahead_of_its_ttl(tmp_path: Path) -> None:
     ttl = 0.3
     async with running(make_settings(tmp_path, key_cache_ttl_s=ttl)) as app:
@@ -125,13 +114,13 @@ async def test_a_key_in_use_is_read_again_ahead_of_its_ttl(tmp_path: Path) -> No
         loaded = access._cache[key_id].loaded
         # Half the TTL on, a request still needs no I/O and starts a background read.
         await asyncio.sleep(ttl * 0.6)
-        assert _done_without_io(access.authenticate(key)) is first
+        assert done_without_io(access.authenticate(key)) is first
         assert key_id in access._loading
         await asyncio.wait_for(asyncio.shield(access._loading[key_id]), 5)
         assert access._cache[key_id].loaded > loaded
         # Past the first read's TTL, a steady caller still never waits for the store.
         await asyncio.sleep(ttl * 0.6)
-        assert _done_without_io(access.authenticate(key)).key_id == key_id
+        assert done_without_io(access.authenticate(key)).key_id == key_id
         # A revocation by another worker (its own store object: no notice to this one)
         # holds here within the TTL: no entry is used past it.
         await SecurityStore(access.db._store).update_key(key_id, None, revoked_at=1)
