@@ -15,6 +15,18 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from scaleout.services import RedisServer
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """The real captures, candles and trades live next to the checkout, never in it: a
+    checkout elsewhere stops here with one message, not a hundred FileNotFoundErrors."""
+    if not DATA.is_dir():
+        raise pytest.UsageError(
+            f"shared test data not found at {DATA}: the tests read ../shared/data, "
+            "next to this checkout (README, 'The two commands')"
+        )
+
+
 POSTGRES_URL = os.environ.get(
     "CRYPTOPULSE_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 )
