@@ -125,7 +125,7 @@ def test_offline_serve_falls_back_to_labelled_simulator_and_stops_cleanly(served
     assert proc.wait(timeout=15) in (0, -signal.SIGTERM)
     output = proc.stdout.read() if proc.stdout else ""
     assert "Traceback" not in output and "SIMULATED" in output
-    assert "GET /v1/tickers/BTC-USD" not in output  # no access log by default
+    assert '"GET /v1/tickers/BTC-USD HTTP/1.1"' not in output  # no access log by default
     assert output.count(key) == 1  # printed once, on the console, never logged again
     # every candle the process had, open ones included, is in the store after it exits
     with sqlite3.connect(db) as conn:
@@ -161,10 +161,12 @@ def test_opt_in_compression_and_access_log(tmp_path: Path) -> None:
         offered, accepted = asyncio.run(negotiate())
         assert offered is not None and "permessage-deflate" in offered
         assert accepted.startswith("permessage-deflate"), accepted
-        assert httpx.get(f"http://{base}/v1/tickers/BTC-USD", headers=auth).status_code == 200
+        # A route whose answer does not wait for market data (a ticker 404s until the
+        # simulator's first trade).
+        assert httpx.get(f"http://{base}/v1/me", headers=auth).status_code == 200
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=15)
         output = proc.stdout.read() if proc.stdout else ""
-        assert '"GET /v1/tickers/BTC-USD HTTP/1.1" 200' in output, output[-3000:]
+        assert '"GET /v1/me HTTP/1.1" 200' in output, output[-3000:]
     finally:
         served.close()
