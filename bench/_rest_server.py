@@ -5,9 +5,12 @@
 - ``/v1/tickers/{i}``, ``/v1/candles/{i}?limit=100``: the real routes, behind auth (a
   key of a plan whose limits are high enough that no request gets a 429, so the rate
   limiter runs its full path on every request) and the whole middleware stack;
-- ``/bare/ticker``, ``/bare/candles``: bare Starlette routes returning the bytes our
-  routes returned at startup, pre-built (the ceiling, same server, same middleware), first
-  in the route list, just ahead of our fast routes (``api/routers/_market_fast.py``);
+- ``/ceiling/ticker``, ``/ceiling/candles``: the ceiling, a Starlette app of its own (its
+  default middleware and router, nothing of ours) with routes returning the bytes our
+  routes returned at startup, pre-built, on the same server (a dispatcher in front of both
+  apps sends ``/ceiling/`` to it: one path test, paid by every contender alike);
+- ``/bare/ticker``, ``/bare/candles``: the same bare routes placed first in our app's
+  route list, behind its middleware stack (which our hot routes skip: ``api/_hot.py``);
 - ``/peer/tickers/{i}``, ``/peer/candles/{i}``: straightforward FastAPI routes with a
   pydantic ``response_model``, building the model per request (the typical peer), no auth.
 
@@ -23,9 +26,11 @@ from pathlib import Path
 import httpx
 import uvloop
 from fastapi import FastAPI
+from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from bench._measure import app_server
 from cryptopulse.api import create_app
@@ -142,7 +147,32 @@ async def serve(port: int, key_file: Path, db: Path) -> None:
         assert ticker.status_code == candles.status_code == 200
         _add_baselines(app, ticker.content, candles.content)
         key_file.write_text(key)
-        await app_server(app, port).serve()
+        await app_server(_Dispatch(app, _ceiling(ticker.content, candles.content)), port).serve()
+
+
+def _ceiling(ticker: bytes, candles: bytes) -> Starlette:
+    async def bare_ticker(request: Request) -> Response:
+        return Response(ticker, media_type="application/json")
+
+    async def bare_candles(request: Request) -> Response:
+        return Response(candles, media_type="application/json")
+
+    routes = [Route("/ceiling/ticker", bare_ticker), Route("/ceiling/candles", bare_candles)]
+    return Starlette(routes=routes)
+
+
+class _Dispatch:
+    """`/ceiling/...` to the bare Starlette app, anything else to ours."""
+
+    def __init__(self, app: FastAPI, ceiling: Starlette) -> None:
+        self.app, self.ceiling = app, ceiling
+        self.state = app.state  # app_server reads the app's settings
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith("/ceiling/"):
+            await self.ceiling(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
 
 
 if __name__ == "__main__":

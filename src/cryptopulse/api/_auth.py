@@ -28,7 +28,7 @@ from cryptopulse.security import AuthError, Principal, QuotaExceeded
 from cryptopulse.security.access import AccessControl
 from cryptopulse.security.scopes import SCOPE_DESCRIPTIONS
 
-__all__ = ["AUTH_RESPONSES", "authorize", "authorize_request", "principal_of", "unauthorized"]
+__all__ = ["AUTH_RESPONSES", "authorize", "authorize_scope", "principal_of", "unauthorized"]
 
 _bearer = HTTPBearer(
     auto_error=False,
@@ -122,10 +122,12 @@ async def authorize(
     return await admit_request(conn, credential_of(bearer, api_key), security_scopes.scopes)
 
 
-async def authorize_request(conn: HTTPConnection, scopes: Sequence[str]) -> Principal:
-    """`authorize` without FastAPI's dependency solving, for hot routes that answer
-    directly: the same credential headers, checks, errors and rate-limit headers."""
-    return await admit_request(conn, credential_in(conn.scope), scopes)
+async def authorize_scope(app: Any, scope: Scope, scopes: Sequence[str]) -> Principal:
+    """`authorize` without FastAPI's dependency solving, for the hot requests answered
+    ahead of the stack (`api/_hot.py`): the same credential headers, checks, errors and
+    rate-limit headers."""
+    access: AccessControl = app.state.services.access
+    return await _admit(access, scope, credential_in(scope), scopes)
 
 
 def credential_in(scope: Scope) -> str | None:
@@ -151,13 +153,22 @@ async def admit_request(
 ) -> Principal:
     """Authenticate `credential`, check `scopes`, count the request against the plan and
     leave the rate-limit headers in the scope; ProblemError 401/403/429 otherwise."""
-    access = access_of(conn)
-    principal = await _principal(access, conn.scope, credential)
-    for scope in scopes:
-        if not principal.has(scope):
-            raise forbidden(scope)
+    return await _admit(access_of(conn), conn.scope, credential, scopes)
+
+
+async def _admit(
+    access: AccessControl, scope: Scope, credential: str | None, scopes: Sequence[str]
+) -> Principal:
+    # A credential this worker verified and still trusts: no coroutine for it.
+    principal = access.verified(credential) if credential else None
+    if principal is None:
+        principal = await _principal(access, scope, credential)
+    for name in scopes:
+        if not principal.has(name):
+            raise forbidden(name)
     try:
-        decision = await access.admit(principal)
+        # In process, counted without an await (no I/O); on Redis, one round trip.
+        decision = access.admit_now(principal) or await access.admit(principal)
     except QuotaExceeded as exc:
         raise too_many(str(exc), {"Retry-After": str(exc.retry_after_s)}) from None
     headers = decision.headers()
@@ -166,7 +177,7 @@ async def admit_request(
             f"over the {principal.plan!r} plan's rate limit",
             {k.decode(): v.decode() for k, v in headers},
         )
-    conn.scope.setdefault("state", {})["ratelimit_headers"] = headers
+    scope.setdefault("state", {})["ratelimit_headers"] = headers
     return principal
 
 

@@ -14,7 +14,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cryptopulse.api.errors import PROBLEM_BASE, PROBLEM_JSON
 
-__all__ = ["CORS_EXPOSED", "SecurityHeadersMiddleware"]
+__all__ = ["CORS_EXPOSED", "SecurityHeadersMiddleware", "api_headers", "repeated_query_name"]
 
 # Response headers a browser client may read across origins.
 CORS_EXPOSED = [
@@ -98,7 +98,7 @@ class SecurityHeadersMiddleware:
         if _declared_too_large(scope, self.max_body):
             await self._too_large(scope, send)
             return True
-        repeated = _repeated_query_name(scope.get("query_string", b""))
+        repeated = repeated_query_name(scope.get("query_string", b""))
         if repeated is not None:
             # No parameter of this API is a list: a repeated one is HTTP parameter pollution
             # (front ends and back ends disagree on which copy wins), never a valid request.
@@ -145,7 +145,7 @@ async def _problem(
     await send({"type": "http.response.body", "body": body})
 
 
-def _repeated_query_name(query: bytes) -> str | None:
+def repeated_query_name(query: bytes) -> str | None:
     if b"&" not in query:  # the common case: nothing to parse
         return None
     seen: set[str] = set()
@@ -161,6 +161,13 @@ def _declared_too_large(scope: Scope, limit: int) -> bool:
         if name == b"content-length":
             return not value.isdigit() or int(value) > limit
     return False
+
+
+def api_headers(
+    given: Iterable[tuple[bytes, bytes]], rate: list[tuple[bytes, bytes]] | None
+) -> list[tuple[bytes, bytes]]:
+    """What this middleware sends for an API path (not the page, not the docs)."""
+    return _with_headers(given, _CSP, rate)
 
 
 def _with_headers(

@@ -12,8 +12,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from cryptopulse import __version__, web
 from cryptopulse.api import errors
 from cryptopulse.api._hardening import CORS_EXPOSED, SecurityHeadersMiddleware
+from cryptopulse.api._hot import HotPath
 from cryptopulse.api.middleware import RequestContextMiddleware
-from cryptopulse.api.routers import _market_fast as market_fast
 from cryptopulse.api.routers import (
     admin,
     alerts,
@@ -39,7 +39,8 @@ stream at `/v1/stream`. Errors are RFC 9457 problem details.
 
 
 class CryptopulseApp(FastAPI):
-    """FastAPI, with the WebSocket stream dispatched ahead of the middleware stack.
+    """FastAPI, with the WebSocket stream and the hottest GETs dispatched ahead of the
+    middleware stack.
 
     Every middleware of ours (and Starlette's) passes WebSocket scopes straight through,
     but each level, the router and FastAPI's dependency wrappers keep a coroutine frame
@@ -49,8 +50,19 @@ class CryptopulseApp(FastAPI):
     """
 
     stream_session: ASGIApp | None = None
+    hot: HotPath | None = None  # the hottest GETs, answered ahead of the stack (`_hot.py`)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            hot = self.hot
+            matched = hot.match(scope) if hot is not None else None
+            if matched is not None:
+                assert hot is not None
+                scope["app"] = self
+                await hot(scope, receive, send, *matched)
+                return
+            await super().__call__(scope, receive, send)
+            return
         session = self.stream_session
         if session is not None and scope["type"] == "websocket":
             path, root = scope["path"], scope.get("root_path", "")
@@ -116,7 +128,7 @@ def create_app(
     app.add_middleware(RequestContextMiddleware)
     app.include_router(health.router)
     app.include_router(market.router)
-    app.router.routes[0:0] = market_fast.fast_routes()  # ahead of every router (docs there)
+    app.hot = HotPath(app, settings)  # answers the plain shapes of two of market's routes
     app.include_router(onchain.router)
     for analytics_router in (indicators, signals, grades, sectors):
         app.include_router(analytics_router.router)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from typing import Any
 
@@ -173,54 +174,77 @@ class UnhandledErrorMiddleware:
             await response(scope, receive, send)
 
 
+async def _on_problem(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ProblemError)
+    return problem_response(
+        request, exc.status, exc.slug, exc.title, exc.detail, exc.errors, exc.headers
+    )
+
+
+async def _on_validation(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    errors = [
+        {"field": _field_name(e.get("loc", ())), "message": str(e.get("msg", "invalid"))}
+        for e in exc.errors()
+    ]
+    names = ", ".join(sorted({e["field"] for e in errors}))
+    return problem_response(
+        request, 422, "validation", "Unprocessable Content", f"invalid: {names}", errors
+    )
+
+
+async def _on_http(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, StarletteHTTPException)
+    title = _TITLES.get(exc.status_code, "Error")
+    slug = title.lower().replace(" ", "-")
+    detail = exc.detail if isinstance(exc.detail, str) and exc.detail != title else None
+    return problem_response(
+        request, exc.status_code, slug, title, detail, headers=dict(exc.headers or {})
+    )
+
+
+async def _on_unexpected(request: Request, exc: Exception) -> Response:
+    log.exception("unhandled error on %s", request.url.path, exc_info=exc)
+    return problem_response(request, 500, "internal", "Internal Server Error")
+
+
+async def _on_outage(request: Request, exc: Exception) -> Response:
+    log.warning("dependency unavailable on %s: %s", request.url.path, type(exc).__name__)
+    return problem_response(
+        request,
+        503,
+        "unavailable",
+        "Service Unavailable",
+        "a backing service (database or message bus) is unreachable; retry shortly",
+        headers={"Retry-After": str(RETRY_AFTER_S)},
+    )
+
+
+@functools.cache
+def _handlers() -> dict[type[Exception], Any]:
+    handlers: dict[type[Exception], Any] = dict.fromkeys(_outage_types(), _on_outage)
+    handlers[ProblemError] = _on_problem
+    handlers[RequestValidationError] = _on_validation
+    handlers[StarletteHTTPException] = _on_http
+    handlers[Exception] = _on_unexpected
+    return handlers
+
+
+async def error_response(request: Request, exc: Exception) -> Response:
+    """The problem response the app's handlers give `exc`: the handler of the nearest
+    class in its MRO, as Starlette chooses (for code that answers outside the stack)."""
+    handlers = _handlers()
+    for cls in type(exc).__mro__:
+        handler = handlers.get(cls)
+        if handler is not None:
+            response: Response = await handler(request, exc)
+            return response
+    raise exc  # not an Exception: never reached (Exception has a handler)
+
+
 def install(app: FastAPI) -> None:
-    async def on_problem(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, ProblemError)
-        return problem_response(
-            request, exc.status, exc.slug, exc.title, exc.detail, exc.errors, exc.headers
-        )
-
-    async def on_validation(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, RequestValidationError)
-        errors = [
-            {"field": _field_name(e.get("loc", ())), "message": str(e.get("msg", "invalid"))}
-            for e in exc.errors()
-        ]
-        names = ", ".join(sorted({e["field"] for e in errors}))
-        return problem_response(
-            request, 422, "validation", "Unprocessable Content", f"invalid: {names}", errors
-        )
-
-    async def on_http(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, StarletteHTTPException)
-        title = _TITLES.get(exc.status_code, "Error")
-        slug = title.lower().replace(" ", "-")
-        detail = exc.detail if isinstance(exc.detail, str) and exc.detail != title else None
-        return problem_response(
-            request, exc.status_code, slug, title, detail, headers=dict(exc.headers or {})
-        )
-
-    async def on_unexpected(request: Request, exc: Exception) -> Response:
-        log.exception("unhandled error on %s", request.url.path, exc_info=exc)
-        return problem_response(request, 500, "internal", "Internal Server Error")
-
-    async def on_outage(request: Request, exc: Exception) -> Response:
-        log.warning("dependency unavailable on %s: %s", request.url.path, type(exc).__name__)
-        return problem_response(
-            request,
-            503,
-            "unavailable",
-            "Service Unavailable",
-            "a backing service (database or message bus) is unreachable; retry shortly",
-            headers={"Retry-After": str(RETRY_AFTER_S)},
-        )
-
-    for outage in _outage_types():
-        app.add_exception_handler(outage, on_outage)
-    app.add_exception_handler(ProblemError, on_problem)
-    app.add_exception_handler(RequestValidationError, on_validation)
-    app.add_exception_handler(StarletteHTTPException, on_http)
-    app.add_exception_handler(Exception, on_unexpected)
+    for exc_class, handler in _handlers().items():
+        app.add_exception_handler(exc_class, handler)
 
 
 PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Iterable
 
 from prometheus_client import Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -40,6 +41,33 @@ def _route_template(scope: Scope) -> str:
     return str(getattr(route, "path", "unmatched"))
 
 
+def request_id_of(scope: Scope) -> bytes:
+    """The request's id (the client's `X-Request-ID` if printable, else a new one), also
+    left in the scope's state for problem documents and logs."""
+    request_id = ""
+    for name, value in scope["headers"]:
+        if name == b"x-request-id":
+            request_id = value.decode("latin-1")[:_MAX_REQUEST_ID]
+            break
+    if not request_id.isprintable() or not request_id:
+        request_id = os.urandom(16).hex()  # uuid4().hex's shape, a fifth of its cost
+    scope.setdefault("state", {})["request_id"] = request_id
+    return request_id.encode("latin-1")
+
+
+def with_context(headers: Iterable[tuple[bytes, bytes]], rid: bytes) -> list[tuple[bytes, bytes]]:
+    """A response's headers with the request id and the API version added."""
+    headers = list(headers)
+    headers.append((b"x-request-id", rid))
+    headers.append((b"api-version", b"1"))
+    return headers
+
+
+def observe(method: str, route: str, status: int, seconds: float) -> None:
+    """Count one request's latency by route template."""
+    _timer(method, route, status).observe(seconds)
+
+
 class RequestContextMiddleware:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -48,15 +76,7 @@ class RequestContextMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request_id = ""
-        for name, value in scope["headers"]:
-            if name == b"x-request-id":
-                request_id = value.decode("latin-1")[:_MAX_REQUEST_ID]
-                break
-        if not request_id.isprintable() or not request_id:
-            request_id = os.urandom(16).hex()  # uuid4().hex's shape, a fifth of its cost
-        scope.setdefault("state", {})["request_id"] = request_id
-        rid = request_id.encode("latin-1")
+        rid = request_id_of(scope)
         status = 500
         started = time.perf_counter()
 
@@ -64,14 +84,10 @@ class RequestContextMiddleware:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                headers = list(message.get("headers", ()))
-                headers.append((b"x-request-id", rid))
-                headers.append((b"api-version", b"1"))
-                message["headers"] = headers
+                message["headers"] = with_context(message.get("headers", ()), rid)
             await send(message)
 
         try:
             await self.app(scope, receive, send_wrapper)
         finally:
-            elapsed = time.perf_counter() - started
-            _timer(scope["method"], _route_template(scope), status).observe(elapsed)
+            observe(scope["method"], _route_template(scope), status, time.perf_counter() - started)

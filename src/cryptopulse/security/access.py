@@ -328,6 +328,22 @@ class AccessControl:
 
     async def admit(self, principal: Principal) -> RateDecision:
         """Count one REST request; raises QuotaExceeded over the monthly quota."""
+        plan = self._within_quota(principal)
+        decision = await self.limiter.hit(plan, principal.limit_id)
+        self._count(principal, decision)
+        return decision
+
+    def admit_now(self, principal: Principal) -> RateDecision | None:
+        """`admit` when the limiter counts in this process (no I/O, no await); None when it
+        counts elsewhere (Redis), where `admit` must be awaited. Counts nothing then."""
+        if not self.limiter.local:
+            return None
+        plan = self._within_quota(principal)
+        decision = self.limiter.hit_now(plan, principal.limit_id)
+        self._count(principal, decision)
+        return decision
+
+    def _within_quota(self, principal: Principal) -> Plan:
         plan = self.plan(principal.plan)
         key_id = principal.key_id
         if key_id is not None:
@@ -336,10 +352,11 @@ class AccessControl:
                 used = entry.month_total + self.usage.pending_in_month(key_id, entry.month)
                 if used >= plan.monthly_quota:
                     raise QuotaExceeded(_seconds_to_next_month())
-        decision = await self.limiter.hit(plan, principal.limit_id)
-        if decision.allowed and key_id is not None:
-            self.usage.count(key_id)
-        return decision
+        return plan
+
+    def _count(self, principal: Principal, decision: RateDecision) -> None:
+        if decision.allowed and principal.key_id is not None:
+            self.usage.count(principal.key_id)
 
     def open_connection(self, principal: Principal) -> bool:
         """Reserve a stream connection slot of the principal's plan (this worker)."""

@@ -367,14 +367,25 @@ class RateLimiter:
             self._policies[plan.name] = policy
         return policy
 
+    @property
+    def local(self) -> bool:
+        """Whether the counters are this process's (`hit_now` may be used)."""
+        return self._local is not None
+
     async def hit(self, plan: Plan, who: str) -> RateDecision:
         """Count one request of `who` (a principal's limit id) against its plan. On Redis,
         one round trip; a Redis error (down, timeout) propagates to the caller."""
         if self._local is not None:
-            counted = self._local.hit_plan(who, plan.rpm, plan.burst, time.time())
-        else:
-            assert self._shared is not None
-            counted = await self._shared.hit_plan(who, plan.rpm, plan.burst)
+            return self.hit_now(plan, who)
+        assert self._shared is not None
+        return self._decision(plan, await self._shared.hit_plan(who, plan.rpm, plan.burst))
+
+    def hit_now(self, plan: Plan, who: str) -> RateDecision:
+        """`hit` on this process's counters (`local` only)."""
+        assert self._local is not None
+        return self._decision(plan, self._local.hit_plan(who, plan.rpm, plan.burst, time.time()))
+
+    def _decision(self, plan: Plan, counted: tuple[bool, int, float]) -> RateDecision:
         allowed, remaining, reset_in = counted
         reset_s = max(0, math.ceil(reset_in))
         retry = max(1, reset_s) if not allowed and remaining <= 0 else 1

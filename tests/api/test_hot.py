@@ -1,21 +1,22 @@
-"""The hot market routes' fast path (`api/routers/_market_fast.py`) and their cached bytes
-(`api/_cache.py`): answers identical to the declared routes, the same errors and limits,
-bytes rebuilt when the data changes."""
+"""The hot requests answered ahead of the middleware stack (`api/_hot.py`) and their
+cached bytes (`api/_cache.py`): answers identical to the declared routes', the same errors
+and limits, bytes rebuilt when the data changes."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+import sqlalchemy.exc
 from authkit import done_without_io, http, make_key, make_settings, running
 from fastapi import FastAPI
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from cryptopulse.api import _cache
-from cryptopulse.api.routers._market_fast import newest_page_query
+from cryptopulse.api._hot import HotPath, newest_page_query
 from cryptopulse.domain.models import Candle, Ticker, Trade
 from cryptopulse.runtime import Services
 
@@ -65,34 +66,33 @@ async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
-def count_fast_routes(app: FastAPI) -> list[int]:
-    """A counter of the requests the fast routes (the app's first two) answer from now on."""
-    calls = [0]
-    for route in app.router.routes[:2]:
-        inner = route.app  # type: ignore[attr-defined]
+class Answered:
+    """How many requests the app's hot path has answered since this was made."""
 
-        async def counted(
-            scope: Scope, receive: Receive, send: Send, inner: ASGIApp = inner
-        ) -> None:
-            calls[0] += 1
-            await inner(scope, receive, send)
+    def __init__(self, app: FastAPI) -> None:
+        self.hot: HotPath = app.hot  # type: ignore[attr-defined]
+        self.start = self.hot.answered
 
-        route.app = counted  # type: ignore[attr-defined]
-    return calls
+    @property
+    def count(self) -> int:
+        return self.hot.answered - self.start
 
 
-def same_answer(fast: httpx.Response, declared: httpx.Response) -> None:
+def same_answer(
+    fast: httpx.Response, declared: httpx.Response, also_varying: frozenset[str] = frozenset()
+) -> None:
+    varying = VARYING | also_varying
     assert (fast.status_code, fast.content) == (declared.status_code, declared.content)
-    assert {k: v for k, v in fast.headers.items() if k not in VARYING} == {
-        k: v for k, v in declared.headers.items() if k not in VARYING
+    assert {k: v for k, v in fast.headers.items() if k not in varying} == {
+        k: v for k, v in declared.headers.items() if k not in varying
     }
 
 
-async def test_fast_answers_equal_the_declared_routes(
+async def test_hot_answers_equal_the_declared_routes(
     app: FastAPI, client: httpx.AsyncClient
 ) -> None:
-    fast_hits = count_fast_routes(app)
-    # Shapes the fast routes leave to the declared ones: a non-canonical name, a query
+    hot = Answered(app)
+    # Shapes the hot path leaves to the declared routes: a non-canonical name, a query
     # parameter they do not know (ignored by the declared route), a padded limit.
     pairs = [
         (TICKER, "/v1/tickers/coinbase:btc-usd"),
@@ -104,11 +104,11 @@ async def test_fast_answers_equal_the_declared_routes(
         ("/v1/candles/BTC-USD?interval=1m", "/v1/candles/BTC-USD?interval=1m&y=2"),
     ]
     for fast_path, declared_path in pairs:
-        before = fast_hits[0]
+        before = hot.count
         fast = await client.get(fast_path)
-        assert fast_hits[0] == before + 1, fast_path
+        assert hot.count == before + 1, fast_path
         declared = await client.get(declared_path)
-        assert fast_hits[0] == before + 1, declared_path
+        assert hot.count == before + 1, declared_path
         assert fast.status_code == 200, fast.text
         same_answer(fast, declared)
     body = (await client.get(CANDLES + "?limit=4")).json()
@@ -116,11 +116,11 @@ async def test_fast_answers_equal_the_declared_routes(
     assert body["next_cursor"] is not None
 
 
-async def test_fast_routes_keep_auth_scopes_and_limits(tmp_path: Path) -> None:
+async def test_hot_answers_keep_auth_scopes_and_limits(tmp_path: Path) -> None:
     settings = make_settings(tmp_path, plans={"b": {"rpm": 1000, "burst": 3}})
     async with running(settings) as app:
         await feed(app, [trade(0, 100.0)])
-        fast_hits = count_fast_routes(app)
+        hot = Answered(app)
         no_scope = await make_key(app, scopes=["signals:read"])
         limited = await make_key(app, plan="b")
         async with http(app) as anonymous:
@@ -130,7 +130,7 @@ async def test_fast_routes_keep_auth_scopes_and_limits(tmp_path: Path) -> None:
             forbidden = await client.get(CANDLES)
         async with http(app, limited) as client:
             replies = await asyncio.gather(*(client.get(TICKER) for _ in range(5)))
-        assert fast_hits[0] == 8
+        assert hot.count == 8
     assert missing.status_code == 401 and missing.headers["www-authenticate"]
     assert bad.status_code == 401 and "invalid_token" in bad.headers["www-authenticate"]
     assert forbidden.status_code == 403 and "market:read" in forbidden.json()["detail"]
@@ -292,3 +292,110 @@ async def test_revoked_key_is_refused_at_once_in_this_process(tmp_path: Path) ->
             assert (
                 await operator.get(TICKER, headers={"Authorization": f"Bearer {rotated}"})
             ).status_code == 200
+
+
+async def with_and_without_hot(
+    app: FastAPI, client: httpx.AsyncClient, path: str, **kwargs: Any
+) -> tuple[httpx.Response, httpx.Response]:
+    """The same request answered by the hot path, then by the stack and the declared route
+    (the hot path off). A fixed request id: problem documents carry it."""
+    hot = Answered(app)
+    headers = {"X-Request-ID": "same-request", **kwargs.pop("headers", {})}
+    first = await client.get(path, headers=headers, **kwargs)
+    assert hot.count == 1, path
+    hot.hot.enabled = False
+    try:
+        second = await client.get(path, headers=headers, **kwargs)
+    finally:
+        hot.hot.enabled = True
+    assert hot.count == 1, path
+    return first, second
+
+
+async def test_hot_errors_equal_the_stacks(tmp_path: Path) -> None:
+    """401, 403, 429 (rate and quota) and a store outage's 503: the same problem document
+    and headers from the hot path as from the stack's exception handlers."""
+    plans = {"slow": {"rpm": 2, "burst": 2}, "tiny": {"monthly_quota": 1}}
+    async with running(make_settings(tmp_path, plans=plans)) as app:
+        await feed(app, [trade(0, 100.0)])
+        no_scope = await make_key(app, scopes=["signals:read"])
+        slow = await make_key(app, plan="slow")
+        tiny = await make_key(app, plan="tiny")
+        cases: list[tuple[str | None, dict[str, str], int]] = [
+            (None, {}, 401),
+            (None, {"X-API-Key": "cpk_live_" + "A" * 50}, 401),
+            (None, {"Authorization": "Bearer not.a.token"}, 401),
+            (no_scope, {}, 403),
+        ]
+        for key, headers, status in cases:
+            async with http(app, key) as client:
+                for path in (TICKER, CANDLES + "?limit=3"):
+                    hot, stack = await with_and_without_hot(app, client, path, headers=headers)
+                    assert hot.status_code == status, (path, hot.text)
+                    assert hot.json()["request_id"] == "same-request"
+                    same_answer(hot, stack)
+        async with http(app, slow) as client:
+            await client.get(TICKER)
+            await client.get(TICKER)  # the plan's 2 a minute spent
+            hot, stack = await with_and_without_hot(app, client, TICKER)
+            assert hot.status_code == 429 and hot.headers["retry-after"]
+            assert hot.headers["x-ratelimit-remaining"] == "0"
+            same_answer(hot, stack, also_varying={"retry-after"})
+        async with http(app, tiny) as client:
+            assert (await client.get(TICKER)).status_code == 200
+            services_of(app).access.usage.count(tiny[9:21])  # over the quota of 1
+            hot, stack = await with_and_without_hot(app, client, TICKER)
+            assert hot.status_code == 429 and "quota" in hot.json()["detail"]
+            same_answer(hot, stack, also_varying={"retry-after"})
+        async with http(app, await make_key(app)) as client:
+            store = services_of(app).store
+
+            async def down(*args: object, **kwargs: object) -> list[Candle]:
+                raise sqlalchemy.exc.OperationalError("SELECT", {}, ConnectionError("gone"))
+
+            store.get_candles = down  # type: ignore[method-assign]
+            hot, stack = await with_and_without_hot(app, client, CANDLES + "?limit=7")
+            assert hot.status_code == 503 and hot.headers["retry-after"] == "2"
+            assert hot.headers["ratelimit-policy"]  # admitted before the store failed
+            same_answer(hot, stack)
+
+
+async def test_what_the_hot_path_leaves_to_the_stack(tmp_path: Path) -> None:
+    """A body, a repeated parameter, another method, a cross-origin call when CORS is on:
+    the stack answers them (its body limit, its 422, its 405, CORSMiddleware)."""
+    origin = "https://dash.example"
+    async with running(make_settings(tmp_path, cors_origins=[origin])) as app:
+        await feed(app, [trade(0, 100.0)])
+        hot = Answered(app)
+        async with http(app, await make_key(app)) as client:
+            cross = await client.get(TICKER, headers={"Origin": origin})
+            with_body = await client.request("GET", TICKER, content=b"x" * 10)
+            repeated = await client.get(CANDLES + "?limit=2&limit=3")
+            head = await client.head(TICKER)
+            assert hot.count == 0
+            assert (await client.get(TICKER)).status_code == 200
+            assert hot.count == 1
+    assert cross.status_code == 200 and cross.headers["access-control-allow-origin"] == origin
+    assert with_body.status_code == 200 and with_body.json()["instrument"] == "coinbase:BTC-USD"
+    assert repeated.status_code == 422 and repeated.json()["errors"][0]["field"] == "limit"
+    assert head.status_code == 405
+
+
+async def test_hot_answers_are_timed_by_route_template(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    from cryptopulse.api.metrics import REGISTRY
+
+    def count(route: str, status: str) -> float:
+        labels = {"method": "GET", "route": route, "status": status}
+        value = REGISTRY.get_sample_value("cryptopulse_http_request_duration_seconds_count", labels)
+        return value or 0.0
+
+    before = count("/v1/tickers/{instrument}", "200"), count("/v1/candles/{instrument}", "401")
+    hot = Answered(app)
+    await client.get(TICKER)
+    async with http(app) as anonymous:
+        await anonymous.get(CANDLES)
+    assert hot.count == 2
+    after = count("/v1/tickers/{instrument}", "200"), count("/v1/candles/{instrument}", "401")
+    assert after == (before[0] + 1, before[1] + 1)

@@ -1,0 +1,199 @@
+"""The hottest requests, answered ahead of the middleware stack.
+
+`GET /v1/tickers/{i}` and the newest page of `GET /v1/candles/{i}` are the most requested
+routes, and their answer is cached bytes (`api/_cache.py`). Through the app, each request
+first passes ten ASGI layers (Starlette's error middleware, request context, security
+headers, unhandled errors, the exception middleware, FastAPI's exit stack, the router, the
+route and its wrapper), each a coroutine and most a `send` wrapper: a bare route returning
+pre-built bytes behind them costs ~18 µs in process, more than authentication, the rate
+limit and the answer together. `CryptopulseApp` offers every HTTP request to `HotPath`
+first; what it answers, it answers in one coroutine doing what those layers do for it:
+the request id, authentication, scope check, rate limit, security and rate-limit headers,
+problem documents on errors, the latency histogram. The header lists and the problem
+documents come from the same functions the middleware uses (`middleware.py`,
+`_hardening.py`, `errors.py`); tests/api/test_hot.py compares every answer, header by
+header, with the declared route's through the stack.
+
+What is answered here, and nothing else (everything else goes on to the stack and the
+declared routes in `routers/market.py`, which document them in OpenAPI and validate any
+input):
+
+- `GET`, the path's instrument canonical and live in this process (so `market._resolve`
+  would accept it without a store read), and, for a ticker, a ticker to answer with;
+- for candles, a query without `start`, `end` or `cursor`, `interval` and `limit` in
+  their plain valid forms (`limit=100`, not `limit=+100` or `limit=1e2`);
+- no request body announced (`content-length`, `transfer-encoding`: the body limit is the
+  stack's), no query parameter given twice (the stack answers 422), and, where CORS is
+  configured, no `Origin` (CORS answers are `CORSMiddleware`'s); not when OpenTelemetry is
+  on (its spans wrap the stack).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, get_args
+
+from starlette.requests import Request
+from starlette.types import Message, Receive, Scope, Send
+
+from cryptopulse.api._auth import authorize_scope
+from cryptopulse.api._cache import market_bytes
+from cryptopulse.api._hardening import api_headers, repeated_query_name
+from cryptopulse.api.errors import error_response
+from cryptopulse.api.middleware import observe, request_id_of, with_context
+from cryptopulse.api.routers.market import MAX_CANDLES, SCOPE, Interval, newest_page
+from cryptopulse.domain.instruments import InvalidInstrument, parse_instrument
+from cryptopulse.runtime import Services
+from cryptopulse.settings import Settings
+
+__all__ = ["HotPath", "newest_page_query"]
+
+_TICKERS = "/v1/tickers/"
+_CANDLES = "/v1/candles/"
+# Latency histogram labels: the declared routes' templates.
+_TICKER_ROUTE = _TICKERS + "{instrument}"
+_CANDLES_ROUTE = _CANDLES + "{instrument}"
+_INTERVALS = frozenset(get_args(Interval))
+_LIMIT = re.compile(rb"[1-9][0-9]{0,3}")
+_JSON = (b"content-type", b"application/json")
+_SCOPES = (SCOPE,)
+# Headers that send a request to the stack: a body to limit, a cross-origin caller.
+_BODY = frozenset({b"content-length", b"transfer-encoding"})
+
+Answer = Callable[[Scope], Awaitable[bytes]]
+
+
+def newest_page_query(query: bytes) -> tuple[str, int] | None:
+    """(interval, limit) of a plain newest-page query string, else None."""
+    interval, limit = "1m", 100
+    if not query:
+        return interval, limit
+    for part in query.split(b"&"):
+        name, _, value = part.partition(b"=")
+        if name == b"interval" and value.decode("latin-1") in _INTERVALS:
+            interval = value.decode()
+        elif name == b"limit" and _LIMIT.fullmatch(value) and int(value) <= MAX_CANDLES:
+            limit = int(value)
+        else:
+            return None
+    return interval, limit
+
+
+_CANONICAL: dict[str, bool] = {}  # live instrument names only: bounded by the market
+
+
+def _canonical(name: str) -> bool:
+    canonical = _CANONICAL.get(name)
+    if canonical is None:
+        try:
+            canonical = str(parse_instrument(name)) == name
+        except InvalidInstrument:
+            canonical = False
+        if len(_CANONICAL) < 100_000:
+            _CANONICAL[name] = canonical
+    return canonical
+
+
+class HotPath:
+    """Answers the hot requests of one app (see the module's docstring)."""
+
+    def __init__(self, app: Any, settings: Settings) -> None:
+        self.app = app
+        self._cors = bool(settings.cors_origins)
+        self.enabled = not settings.otel_enabled
+        self.answered = 0  # requests answered here (tests, metrics)
+
+    def match(self, scope: Scope) -> tuple[str, Answer] | None:
+        """(route template, answer) for a request this path answers, else None.
+        Cheap for any other request: a method and a path prefix test."""
+        if scope["method"] != "GET" or not self.enabled:
+            return None
+        path: str = scope["path"]
+        root = scope.get("root_path", "")
+        if root and path.startswith(root):  # as Starlette's routing reads it
+            path = path[len(root) :]
+        if path.startswith(_TICKERS):
+            template, name = _TICKER_ROUTE, path[len(_TICKERS) :]
+        elif path.startswith(_CANDLES):
+            template, name = _CANDLES_ROUTE, path[len(_CANDLES) :]
+        else:
+            return None
+        services: Services | None = getattr(self.app.state, "services", None)
+        if services is None or not name or "/" in name or not self._known(services, name):
+            return None
+        query: bytes = scope.get("query_string", b"")
+        if b"&" in query and repeated_query_name(query) is not None:
+            return None
+        for header, _ in scope["headers"]:
+            if header in _BODY or (self._cors and header == b"origin"):
+                return None
+        if template is _TICKER_ROUTE:
+            body = market_bytes(self.app.state, services).ticker(name)
+            if body is None:
+                return None
+            return template, _constant(body)
+        shape = newest_page_query(query)
+        if shape is None:
+            return None
+        return template, self._page(services, name, *shape)
+
+    def _known(self, services: Services, name: str) -> bool:
+        market = services.market
+        return (name in market.sources or name in market.composites) and _canonical(name)
+
+    def _page(self, services: Services, name: str, interval: str, limit: int) -> Answer:
+        state = self.app.state
+
+        async def answer(scope: Scope) -> bytes:
+            return await newest_page(services, state, name, interval, limit)
+
+        return answer
+
+    async def __call__(
+        self, scope: Scope, receive: Receive, send: Send, template: str, answer: Answer
+    ) -> None:
+        """Answer a request `match` accepted, as the stack would."""
+        self.answered += 1
+        rid = request_id_of(scope)
+        started = time.perf_counter()
+        status = 500
+        try:
+            try:
+                await authorize_scope(self.app, scope, _SCOPES)
+                body = await answer(scope)
+            except Exception as exc:
+                response = await error_response(Request(scope), exc)
+                status = response.status_code
+                await response(scope, receive, _adding_headers(scope, send, rid))
+                return
+            rate = scope["state"].get("ratelimit_headers")
+            length = (b"content-length", b"%d" % len(body))
+            headers = with_context(api_headers([length, _JSON], rate), rid)
+            status = 200
+            await send({"type": "http.response.start", "status": 200, "headers": headers})
+            await send({"type": "http.response.body", "body": body})
+        finally:
+            observe("GET", template, status, time.perf_counter() - started)
+
+
+def _constant(body: bytes) -> Answer:
+    # The bytes as of the match: the request is answered with the ticker of the moment it
+    # was routed, as the declared route's resolution would.
+    async def answer(scope: Scope) -> bytes:
+        return body
+
+    return answer
+
+
+def _adding_headers(scope: Scope, send: Send, rid: bytes) -> Send:
+    """`send` adding what the stack's middleware adds to an error response."""
+
+    async def sending(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            rate = scope.get("state", {}).get("ratelimit_headers")
+            message["headers"] = with_context(api_headers(message.get("headers", ()), rate), rid)
+        await send(message)
+
+    return sending
