@@ -9,6 +9,9 @@
   default middleware and router, nothing of ours) with routes returning the bytes our
   routes returned at startup, pre-built, on the same server (a dispatcher in front of both
   apps sends ``/ceiling/`` to it: one path test, paid by every contender alike);
+  ``/ceiling/ticker-headers``, ``/ceiling/candles-headers``: the same, sending the 16
+  headers ours sent besides content-length and content-type (security, rate limit, request
+  id, API version), pre-built;
 - ``/bare/ticker``, ``/bare/candles``: the same bare routes placed first in our app's
   route list, behind its middleware stack (which our hot routes skip: ``api/_hot.py``);
 - ``/peer/tickers/{i}``, ``/peer/candles/{i}``: straightforward FastAPI routes with a
@@ -147,18 +150,33 @@ async def serve(port: int, key_file: Path, db: Path) -> None:
         assert ticker.status_code == candles.status_code == 200
         _add_baselines(app, ticker.content, candles.content)
         key_file.write_text(key)
-        await app_server(_Dispatch(app, _ceiling(ticker.content, candles.content)), port).serve()
+        await app_server(_Dispatch(app, _ceiling(ticker, candles)), port).serve()
 
 
-def _ceiling(ticker: bytes, candles: bytes) -> Starlette:
-    async def bare_ticker(request: Request) -> Response:
-        return Response(ticker, media_type="application/json")
+def _ceiling(ticker: httpx.Response, candles: httpx.Response) -> Starlette:
+    """The bare Starlette app: each body as is, and again with the headers our route sent
+    with it (ours send 18; how much of the gap to the ceiling is the headers' cost)."""
 
-    async def bare_candles(request: Request) -> Response:
-        return Response(candles, media_type="application/json")
+    def route(path: str, reply: httpx.Response, with_ours: bool) -> Route:
+        body = reply.content
+        # Starlette adds content-length and content-type itself.
+        ours = {k: v for k, v in reply.headers.items() if k not in _OWN} if with_ours else None
 
-    routes = [Route("/ceiling/ticker", bare_ticker), Route("/ceiling/candles", bare_candles)]
+        async def bare(request: Request) -> Response:
+            return Response(body, media_type="application/json", headers=ours)
+
+        return Route(path, bare)
+
+    routes = [
+        route("/ceiling/ticker", ticker, False),
+        route("/ceiling/candles", candles, False),
+        route("/ceiling/ticker-headers", ticker, True),
+        route("/ceiling/candles-headers", candles, True),
+    ]
     return Starlette(routes=routes)
+
+
+_OWN = frozenset({"content-length", "content-type"})
 
 
 class _Dispatch:

@@ -57,7 +57,7 @@ def test_rest_runs_with_every_request_answered() -> None:
     rows = [
         line for line in out.splitlines() if line.startswith("| ticker") or "candles 100" in line
     ]
-    assert len(rows) == 10  # 4 contenders of 2 routes, then ours of each at 70 % of peak
+    assert len(rows) == 12  # 5 contenders of 2 routes, then ours of each at 70 % of peak
     assert all(line.rstrip(" |").endswith("| 0") for line in rows), out  # no non-2xx
     paced = [line for line in rows if "of peak)" in line]
     assert [line.split(" | ")[0] for line in paced] == ["| ticker", "| candles 100"], out
