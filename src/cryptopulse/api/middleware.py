@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Iterable
+from random import getrandbits
 
 from prometheus_client import Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -50,7 +50,9 @@ def request_id_of(scope: Scope) -> bytes:
             request_id = value.decode("latin-1")[:_MAX_REQUEST_ID]
             break
     if not request_id.isprintable() or not request_id:
-        request_id = os.urandom(16).hex()  # uuid4().hex's shape, a fifth of its cost
+        # uuid4().hex's shape at a tenth of its cost: an id, not a secret (no syscall; the
+        # generator is reseeded in every forked worker).
+        request_id = getrandbits(128).to_bytes(16).hex()
     scope.setdefault("state", {})["request_id"] = request_id
     return request_id.encode("latin-1")
 
