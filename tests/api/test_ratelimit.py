@@ -7,6 +7,10 @@ from pathlib import Path
 
 import pytest
 from authkit import http, make_key, make_settings, running
+from pydantic import ValidationError
+
+from cryptopulse.domain.models import Trade
+from cryptopulse.settings import Settings
 
 RPM = 50
 CLIENTS = 20
@@ -82,3 +86,43 @@ async def test_a_blocked_address_keeps_its_verified_keys(tmp_path: Path) -> None
             assert (await client.get("/v1/tickers")).status_code == 200
         async with http(app, other) as client:
             assert (await client.get("/v1/tickers")).status_code == 429
+
+
+RATE_HEADERS = {
+    "ietf": {"ratelimit-policy", "ratelimit"},
+    "draft": {"ratelimit-limit", "ratelimit-remaining", "ratelimit-reset"},
+    "x": {"x-ratelimit-limit", "x-ratelimit-remaining", "x-ratelimit-reset"},
+}
+
+
+@pytest.mark.parametrize("families", [["draft"], ["x", "ietf"], []])
+async def test_rate_limit_header_families(tmp_path: Path, families: list[str]) -> None:
+    """`rate_limit_headers` chooses the families every limited response carries: a declared
+    route, a hot one (answered ahead of the stack) and a 429 alike."""
+    plans = {"two": {"rpm": 2, "burst": 10}}
+    settings = make_settings(tmp_path, plans=plans, rate_limit_headers=families)
+    async with running(settings) as app:
+        services = app.state.services
+        services.market.note_instrument("coinbase:BTC-USD", "replay")
+        await services.pipeline.on_trade(Trade("coinbase:BTC-USD", "1", 1.0, 1.0, "buy", 1, 2))
+        async with http(app, await make_key(app, plan="two")) as client:
+            replies = [
+                await client.get(path)
+                for path in ("/v1/instruments", "/v1/tickers/coinbase:BTC-USD", "/v1/instruments")
+            ]
+    wanted = set().union(*(RATE_HEADERS[f] for f in families))
+    every = set().union(*RATE_HEADERS.values())
+    assert [r.status_code for r in replies] == [200, 200, 429]
+    for reply in replies:
+        assert every & set(reply.headers) == wanted, (reply.url, reply.headers)
+    assert replies[2].headers["retry-after"] and replies[2].json()["status"] == 429
+
+
+def test_rate_limit_headers_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CRYPTOPULSE_RATE_LIMIT_HEADERS", "x, draft")
+    assert Settings().rate_limit_headers == ["x", "draft"]
+    monkeypatch.setenv("CRYPTOPULSE_RATE_LIMIT_HEADERS", "")
+    assert Settings().rate_limit_headers == []
+    monkeypatch.setenv("CRYPTOPULSE_RATE_LIMIT_HEADERS", "ietf,github")
+    with pytest.raises(ValidationError, match="rate_limit_headers"):
+        Settings()

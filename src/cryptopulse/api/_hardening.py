@@ -183,6 +183,6 @@ def _with_headers(
     if b"cache-control" not in names:
         headers.append((b"cache-control", b"no-store"))
     # A 429 built from the limiter's decision carries its own copy.
-    if rate and b"ratelimit" not in names:
+    if rate and rate[0][0] not in names:
         headers.extend(rate)
     return headers

@@ -125,6 +125,7 @@ class AccessControl:
             settings.auth_failures_per_minute,
             settings.outbound_timeout_s,
             redis_prefix=settings.redis_prefix + "rl:",  # deployments sharing a Redis differ
+            header_families=settings.rate_limit_headers,
         )
         self.usage = UsageRecorder(self.db, settings.usage_flush_interval_s, self._flushed)
         self._ttl = settings.key_cache_ttl_s

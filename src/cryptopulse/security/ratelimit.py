@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +32,7 @@ from redis.asyncio import BlockingConnectionPool, Redis
 from cryptopulse.security.plans import Plan
 
 __all__ = [
+    "HEADER_FAMILIES",
     "LimitsWindows",
     "LocalWindows",
     "RateDecision",
@@ -62,6 +64,10 @@ def storage_url(url: str, timeout_s: float = 5.0) -> tuple[str, dict[str, Any]]:
     return url, {}
 
 
+# Rate-limit header families (`Settings.rate_limit_headers`).
+HEADER_FAMILIES: tuple[str, ...] = ("ietf", "draft", "x")
+
+
 @dataclass(frozen=True, slots=True)
 class RateDecision:
     allowed: bool
@@ -70,23 +76,28 @@ class RateDecision:
     reset_s: int  # seconds until the minute window has room again
     retry_after_s: int
     policy: str
+    families: tuple[str, ...] = HEADER_FAMILIES
 
     def headers(self) -> list[tuple[bytes, bytes]]:
-        """IETF draft `RateLimit-Policy` / `RateLimit`, the older `RateLimit-*` trio and the
-        de-facto `X-RateLimit-*` (reset as epoch seconds, as GitHub does)."""
+        """IETF draft `RateLimit-Policy` / `RateLimit` (`ietf`), the older `RateLimit-*` trio
+        (`draft`) and the de-facto `X-RateLimit-*` (`x`, reset as epoch seconds, as GitHub
+        does), those of `families`; `Retry-After` when refused."""
         remaining = str(self.remaining).encode()
         reset = str(self.reset_s).encode()
         limit = str(self.limit).encode()
-        pairs = [
-            (b"ratelimit-policy", self.policy.encode()),
-            (b"ratelimit", b'"minute";r=%b;t=%b' % (remaining, reset)),
-            (b"ratelimit-limit", limit),
-            (b"ratelimit-remaining", remaining),
-            (b"ratelimit-reset", reset),
-            (b"x-ratelimit-limit", limit),
-            (b"x-ratelimit-remaining", remaining),
-            (b"x-ratelimit-reset", str(int(time.time()) + self.reset_s).encode()),
-        ]
+        pairs = []
+        families = self.families
+        if "ietf" in families:
+            pairs.append((b"ratelimit-policy", self.policy.encode()))
+            pairs.append((b"ratelimit", b'"minute";r=%b;t=%b' % (remaining, reset)))
+        if "draft" in families:
+            pairs.append((b"ratelimit-limit", limit))
+            pairs.append((b"ratelimit-remaining", remaining))
+            pairs.append((b"ratelimit-reset", reset))
+        if "x" in families:
+            pairs.append((b"x-ratelimit-limit", limit))
+            pairs.append((b"x-ratelimit-remaining", remaining))
+            pairs.append((b"x-ratelimit-reset", str(int(time.time()) + self.reset_s).encode()))
         if not self.allowed:
             pairs.append((b"retry-after", str(max(1, self.retry_after_s)).encode()))
         return pairs
@@ -348,8 +359,14 @@ class RateLimiter:
         auth_failures_per_minute: int,
         timeout_s: float = 5.0,
         redis_prefix: str = "cp:rl:",
+        header_families: Sequence[str] = HEADER_FAMILIES,
     ) -> None:
         self._auth_limit = max(1, auth_failures_per_minute)
+        unknown = set(header_families) - set(HEADER_FAMILIES)
+        if unknown:
+            raise ValueError(f"unknown rate-limit header families: {sorted(unknown)}")
+        # In HEADER_FAMILIES' order, each once: the headers' order does not follow the setting.
+        self._families = tuple(f for f in HEADER_FAMILIES if f in header_families)
         self._local: LocalWindows | None = None
         self._shared: RedisWindows | LimitsWindows | None = None
         if url.startswith("memory://"):
@@ -389,7 +406,8 @@ class RateLimiter:
         allowed, remaining, reset_in = counted
         reset_s = max(0, math.ceil(reset_in))
         retry = max(1, reset_s) if not allowed and remaining <= 0 else 1
-        return RateDecision(allowed, plan.rpm, remaining, reset_s, retry, self._policy(plan))
+        policy = self._policy(plan)
+        return RateDecision(allowed, plan.rpm, remaining, reset_s, retry, policy, self._families)
 
     async def auth_blocked(self, address: str) -> bool:
         if self._local is not None:
