@@ -168,7 +168,9 @@ async def _admit(
             raise forbidden(name)
     try:
         # In process, counted without an await (no I/O); on Redis, one round trip.
-        decision = access.admit_now(principal) or await access.admit(principal)
+        decision = access.admit_now(principal)
+        if decision is None:
+            decision = await access.admit(principal)
     except QuotaExceeded as exc:
         raise too_many(str(exc), {"Retry-After": str(exc.retry_after_s)}) from None
     headers = decision.headers()

@@ -103,7 +103,7 @@ class HotPath:
         self.app = app
         self._cors = bool(settings.cors_origins)
         self.enabled = not settings.otel_enabled
-        self.answered = 0  # requests answered here (tests, metrics)
+        self.answered = 0  # requests answered here (the tests count them)
 
     def match(self, scope: Scope) -> tuple[str, Answer] | None:
         """(route template, answer) for a request this path answers, else None.
