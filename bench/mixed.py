@@ -38,8 +38,8 @@ server's CPU seconds per wall second (its process tree, /proc) and the load gene
 default; ``--ws-compression`` makes it accept what the clients (`websockets`) offer.
 
 ``kill -USR1`` a running server writes ``census.txt`` to its folder: its tracked objects by
-type, what holds the most numerous ones, and what one full collection of them all took
-(and how many unreachable objects it found).
+type, what holds the most numerous ones, what one full collection of them all took, and
+the unreachable objects it found, by type.
 """
 
 from __future__ import annotations
@@ -262,9 +262,16 @@ def census(out: Path) -> None:
                 if holder is not objects and holder is not sample:
                     held_by[f"{name} <- {type(holder).__qualname__}"] += 1
     del objects
+    # What the collection finds unreachable (the cycles that only a full collection frees):
+    # kept in gc.garbage for a look at their types, then let go.
+    gc.set_debug(gc.DEBUG_SAVEALL)
     started = time.perf_counter()
     unreachable = gc.collect()
     ms = (time.perf_counter() - started) * 1000
+    gc.set_debug(0)
+    garbage = Counter(type(o).__qualname__ for o in gc.garbage)
+    gc.garbage.clear()
+    gc.collect()  # now without saving them
     if frozen:
         gc.freeze()
     lines = [
@@ -273,6 +280,8 @@ def census(out: Path) -> None:
     ]
     lines += [f"{n:>10} {name}" for name, n in by_type.most_common(40)]
     lines += [f"{n:>10} {name}" for name, n in held_by.most_common(20)]
+    lines += ["unreachable by type:"]
+    lines += [f"{n:>10} {name}" for name, n in garbage.most_common(25)]
     out.write_text("\n".join(lines) + "\n")
 
 

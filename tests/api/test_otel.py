@@ -1,6 +1,6 @@
 """CRYPTOPULSE_OTEL_ENABLED: FastAPI's native OpenTelemetry spans through the globally
-configured tracer provider when on (the hot requests included), none when off (the default: its per-request checks
-cost ~10 % of a ticker request, docs/operations.md).
+configured tracer provider when on (the hot requests included), none when off (the
+default: its per-request checks cost ~10 % of a ticker request, docs/operations.md).
 
 Each case runs in a process of its own: a tracer provider is global and set once."""
 
