@@ -6,16 +6,18 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 import sqlalchemy.exc
+import uvicorn
 from authkit import done_without_io, http, make_key, make_settings, running
 from fastapi import FastAPI
 
-from cryptopulse.api import _cache
+from cryptopulse.api import _cache, _hot
 from cryptopulse.api._hot import HotPath, newest_page_query
 from cryptopulse.domain.models import Candle, Ticker, Trade
 from cryptopulse.runtime import Services
@@ -399,3 +401,77 @@ async def test_hot_answers_are_timed_by_route_template(
     assert hot.count == 2
     after = count("/v1/tickers/{instrument}", "200"), count("/v1/candles/{instrument}", "401")
     assert after == (before[0] + 1, before[1] + 1)
+
+
+@asynccontextmanager
+async def under_uvicorn(app: FastAPI, http_impl: str) -> AsyncIterator[int]:
+    """`app` (its lifespan already running) served by uvicorn on 127.0.0.1: the port."""
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=0, lifespan="off", log_level="warning", http=http_impl
+    )
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    async with asyncio.timeout(10):
+        while not server.started:
+            assert not task.done(), "server failed to start"
+            await asyncio.sleep(0.01)
+    try:
+        yield server.servers[0].sockets[0].getsockname()[1]
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, 10)
+
+
+async def read_responses(reader: asyncio.StreamReader, count: int) -> list[httpx.Response]:
+    """`count` HTTP/1.x responses (each with a Content-Length) from a raw connection."""
+    replies = []
+    for _ in range(count):
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+        status_line, *lines = head.decode("latin-1").split("\r\n")[:-2]
+        headers = [tuple(line.split(": ", 1)) for line in lines]
+        length = int(dict((k.lower(), v) for k, v in headers)["content-length"])
+        body = await asyncio.wait_for(reader.readexactly(length), 5)
+        replies.append(httpx.Response(int(status_line.split()[1]), headers=headers, content=body))
+    return replies
+
+
+@pytest.mark.parametrize("http_impl", ["httptools", "h11"])
+async def test_hot_answers_over_a_real_server(
+    app: FastAPI, tmp_path: Path, http_impl: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Pipelined keep-alive requests and an HTTP/1.0 one, under uvicorn's two protocols;
+    under httptools (what `serve` runs) each hot answer reaches the socket in one write."""
+    writes: list[bytes] = []
+    flush = _hot._Buffered.flush
+
+    def counting(self: Any) -> None:
+        writes.extend(self._parts)  # what the one write will carry
+        flush(self)
+
+    monkeypatch.setattr(_hot._Buffered, "flush", counting)
+    key = await make_key(app)
+    hot = Answered(app)
+    async with under_uvicorn(app, http_impl) as port:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        request = f"GET {{}} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {key}\r\n\r\n"
+        paths = [TICKER, CANDLES + "?limit=3", TICKER, "/v1/instruments"]
+        writer.write("".join(request.format(p) for p in paths).encode())
+        replies = await read_responses(reader, len(paths))
+        writer.close()
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(f"GET {TICKER} HTTP/1.0\r\nAuthorization: Bearer {key}\r\n\r\n".encode())
+        [old] = await read_responses(reader, 1)
+        assert await asyncio.wait_for(reader.read(), 5) == b""  # closed after the answer
+        writer.close()
+    assert [r.status_code for r in replies] == [200, 200, 200, 200] and old.status_code == 200
+    assert replies[0].json()["instrument"] == "coinbase:BTC-USD" == old.json()["instrument"]
+    assert [c["close"] for c in replies[1].json()["data"]] == [103.0, 104.0, 105.0]
+    assert all(r.headers["x-ratelimit-limit"] for r in replies)
+    assert hot.count == 4  # the two tickers, the page, the HTTP/1.0 ticker
+    if http_impl == "httptools":
+        assert len(writes) == 2 * hot.count  # status line and headers, then the body
+        for head, body in zip(writes[::2], writes[1::2], strict=True):
+            assert head.startswith(b"HTTP/1.1 200 OK\r\n") and head.endswith(b"\r\n\r\n")
+            assert body[:1] == b"{"
+    else:
+        assert writes == []  # another protocol's cycle: sent as two messages, as always

@@ -9,7 +9,8 @@ pre-built bytes behind them costs ~18 µs in process, more than authentication, 
 limit and the answer together. `CryptopulseApp` offers every HTTP request to `HotPath`
 first; what it answers, it answers in one coroutine doing what those layers do for it:
 the request id, authentication, scope check, rate limit, security and rate-limit headers,
-problem documents on errors, the latency histogram. The header lists and the problem
+problem documents on errors, the latency histogram; and under uvicorn's httptools
+protocol it sends the answer in one socket write (`_send_whole`). The header lists and the problem
 documents come from the same functions the middleware uses (`middleware.py`,
 `_hardening.py`, `errors.py`); tests/api/test_hot.py compares every answer, header by
 header, with the declared route's through the stack.
@@ -49,6 +50,11 @@ from cryptopulse.runtime import Services
 from cryptopulse.settings import Settings
 
 __all__ = ["HotPath", "newest_page_query"]
+
+try:  # the class of the `send` uvicorn's httptools protocol hands the app (`_send_whole`)
+    from uvicorn.protocols.http.httptools_impl import RequestResponseCycle as _CYCLE
+except ImportError:  # pragma: no cover - httptools is a dependency of ours
+    _CYCLE = None  # type: ignore[assignment,misc]
 
 _TICKERS = "/v1/tickers/"
 _CANDLES = "/v1/candles/"
@@ -172,10 +178,64 @@ class HotPath:
             length = (b"content-length", b"%d" % len(body))
             headers = with_context(api_headers([length, _JSON], rate), rid)
             status = 200
-            await send({"type": "http.response.start", "status": 200, "headers": headers})
-            await send({"type": "http.response.body", "body": body})
+            await _send_whole(send, headers, body)
         finally:
             observe("GET", template, status, time.perf_counter() - started)
+
+
+async def _send_whole(send: Send, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
+    """A 200 with `headers` and `body`, written to the socket at once under uvicorn's
+    httptools protocol (what `serve` runs).
+
+    uvicorn writes the status line and headers as soon as it gets `http.response.start`,
+    then the body: two socket writes, and on loopback or a fast link two segments that the
+    client's kernel takes one at a time. For a small answer the first write was most of
+    the request's cost under load (docs/benchmarks.md, "Stop 16"). Here uvicorn's own
+    `send` does everything it always does, checks included, but its cycle writes into a
+    buffer that reaches the transport as one write when the response is complete. Any
+    other server, or a uvicorn whose cycle is not that class, gets the two messages as
+    they are.
+    """
+    start = {"type": "http.response.start", "status": 200, "headers": headers}
+    whole = {"type": "http.response.body", "body": body}
+    cycle = getattr(send, "__self__", None)
+    if _CYCLE is None or type(cycle) is not _CYCLE:
+        await send(start)
+        await send(whole)
+        return
+    transport = cycle.transport
+    buffered = _Buffered(transport)
+    cycle.transport = buffered  # type: ignore[assignment]  # a transport in all it is used for
+    try:
+        await send(start)
+        await send(whole)
+    finally:
+        cycle.transport = transport
+        buffered.flush()
+
+
+class _Buffered:
+    """A transport whose writes wait for `flush` (or for any other use of it)."""
+
+    __slots__ = ("_parts", "_transport")
+
+    def __init__(self, transport: Any) -> None:
+        self._transport = transport
+        self._parts: list[bytes] = []
+
+    def write(self, data: bytes) -> None:
+        self._parts.append(data)
+
+    def flush(self) -> None:
+        if self._parts:
+            data = b"".join(self._parts)
+            self._parts.clear()
+            self._transport.write(data)
+
+    def __getattr__(self, name: str) -> Any:
+        # close(), is_closing(), ...: what was written goes first, in order.
+        self.flush()
+        return getattr(self._transport, name)
 
 
 def _constant(body: bytes) -> Answer:
