@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
+import uvicorn
 from fastapi import FastAPI
 
 from cryptopulse.api import create_app
@@ -34,6 +36,24 @@ async def running(settings: Settings) -> AsyncIterator[FastAPI]:
     app = create_app(settings, lambda s: Services.create(s, sources=[]))
     async with app.router.lifespan_context(app):
         yield app
+
+
+@asynccontextmanager
+async def on_loopback(app: Any, **config: Any) -> AsyncIterator[int]:
+    """`app` served by a real uvicorn server on 127.0.0.1 (a free port): the port. Its
+    lifespan runs with the server unless `lifespan="off"` (the caller runs it)."""
+    options: dict[str, Any] = {"lifespan": "on", "log_level": "warning"} | config
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, **options))
+    task = asyncio.create_task(server.serve())
+    async with asyncio.timeout(10):
+        while not server.started:
+            assert not task.done(), "server failed to start"
+            await asyncio.sleep(0.01)
+    try:
+        yield server.servers[0].sockets[0].getsockname()[1]
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, 10)
 
 
 @asynccontextmanager

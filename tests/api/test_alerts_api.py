@@ -12,8 +12,7 @@ from typing import Any
 
 import httpx
 import orjson
-import uvicorn
-from authkit import http, make_key, make_settings, running
+from authkit import http, make_key, make_settings, on_loopback, running
 from fastapi import FastAPI
 from websockets.asyncio.client import connect
 
@@ -111,18 +110,8 @@ async def live_server(tmp_path: Path, **overrides: Any) -> AsyncIterator[tuple[F
     }
     settings = make_settings(tmp_path, **(values | overrides))
     app = create_app(settings, lambda s: Services.create(s, sources=[]))
-    config = uvicorn.Config(app, host="127.0.0.1", port=0, lifespan="on", log_level="warning")
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    async with asyncio.timeout(10):
-        while not server.started:
-            assert not task.done(), "server failed to start"
-            await asyncio.sleep(0.01)
-    try:
-        yield app, server.servers[0].sockets[0].getsockname()[1]
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, 10)
+    async with on_loopback(app) as port:
+        yield app, port
 
 
 async def trade(services: Services, price: float, n: int) -> None:

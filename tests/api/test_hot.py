@@ -6,15 +6,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 import sqlalchemy.exc
-import uvicorn
-from authkit import done_without_io, http, make_key, make_settings, running
+from authkit import done_without_io, http, make_key, make_settings, on_loopback, running
 from fastapi import FastAPI
 
 from cryptopulse.api import _cache, _hot
@@ -403,25 +401,6 @@ async def test_hot_answers_are_timed_by_route_template(
     assert after == (before[0] + 1, before[1] + 1)
 
 
-@asynccontextmanager
-async def under_uvicorn(app: FastAPI, http_impl: str) -> AsyncIterator[int]:
-    """`app` (its lifespan already running) served by uvicorn on 127.0.0.1: the port."""
-    config = uvicorn.Config(
-        app, host="127.0.0.1", port=0, lifespan="off", log_level="warning", http=http_impl
-    )
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    async with asyncio.timeout(10):
-        while not server.started:
-            assert not task.done(), "server failed to start"
-            await asyncio.sleep(0.01)
-    try:
-        yield server.servers[0].sockets[0].getsockname()[1]
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, 10)
-
-
 async def read_responses(reader: asyncio.StreamReader, count: int) -> list[httpx.Response]:
     """`count` HTTP/1.x responses (each with a Content-Length) from a raw connection."""
     replies = []
@@ -451,7 +430,7 @@ async def test_hot_answers_over_a_real_server(
     monkeypatch.setattr(_hot._Buffered, "flush", counting)
     key = await make_key(app)
     hot = Answered(app)
-    async with under_uvicorn(app, http_impl) as port:
+    async with on_loopback(app, lifespan="off", http=http_impl) as port:
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         request = f"GET {{}} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {key}\r\n\r\n"
         paths = [TICKER, CANDLES + "?limit=3", TICKER, "/v1/instruments"]

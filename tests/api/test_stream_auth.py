@@ -16,8 +16,7 @@ from typing import Any
 import httpx
 import orjson
 import pytest
-import uvicorn
-from authkit import make_key, make_settings
+from authkit import make_key, make_settings, on_loopback
 from fastapi import FastAPI
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
@@ -65,18 +64,8 @@ async def serve(tmp_path: Path, **overrides: Any) -> AsyncIterator[Live]:
     values: dict[str, Any] = {"plans": TINY, "key_cache_ttl_s": 0.2, "ws_auth_timeout_s": 1.0}
     settings = make_settings(tmp_path, **{**values, **overrides})
     app = create_app(settings, lambda s: Services.create(s, sources=[]))
-    config = uvicorn.Config(app, host="127.0.0.1", port=0, lifespan="on", log_level="warning")
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    async with asyncio.timeout(10):
-        while not server.started:
-            assert not task.done(), "server failed to start"
-            await asyncio.sleep(0.01)
-    try:
-        yield Live(app, server.servers[0].sockets[0].getsockname()[1])
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, 10)
+    async with on_loopback(app) as port:
+        yield Live(app, port)
 
 
 def client(
