@@ -4,7 +4,8 @@
 
 - ``/v1/tickers/{i}``, ``/v1/candles/{i}?limit=100``: the real routes, behind auth (a
   key of a plan whose limits are high enough that no request gets a 429, so the rate
-  limiter runs its full path on every request) and the whole middleware stack;
+  limiter runs its full path on every request), answered as ``serve`` answers them: ahead
+  of the middleware stack, with its headers (``api/_hot.py``);
 - ``/ceiling/ticker``, ``/ceiling/candles``: the ceiling, a Starlette app of its own (its
   default middleware and router, nothing of ours) with routes returning the bytes our
   routes returned at startup, pre-built, on the same server (a dispatcher in front of both
