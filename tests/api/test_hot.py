@@ -416,7 +416,7 @@ async def read_responses(reader: asyncio.StreamReader, count: int) -> list[httpx
 
 @pytest.mark.parametrize("http_impl", ["httptools", "h11"])
 async def test_hot_answers_over_a_real_server(
-    app: FastAPI, tmp_path: Path, http_impl: str, monkeypatch: pytest.MonkeyPatch
+    app: FastAPI, http_impl: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Pipelined keep-alive requests and an HTTP/1.0 one, under uvicorn's two protocols;
     under httptools (what `serve` runs) each hot answer reaches the socket in one write."""

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Iterable
 from typing import Any, get_args
 
 from starlette.requests import Request
@@ -68,7 +68,8 @@ _SCOPES = (SCOPE,)
 # Headers that send a request to the stack: a body to limit, a cross-origin caller.
 _BODY = frozenset({b"content-length", b"transfer-encoding"})
 
-Answer = Callable[[Scope], Awaitable[bytes]]
+# (route template, instrument, the ticker's bytes or a candle page's (interval, limit))
+Matched = tuple[str, str, bytes | tuple[str, int]]
 
 
 def newest_page_query(query: bytes) -> tuple[str, int] | None:
@@ -111,9 +112,9 @@ class HotPath:
         self.enabled = not settings.otel_enabled
         self.answered = 0  # requests answered here (the tests count them)
 
-    def match(self, scope: Scope) -> tuple[str, Answer] | None:
-        """(route template, answer) for a request this path answers, else None.
-        Cheap for any other request: a method and a path prefix test."""
+    def match(self, scope: Scope) -> Matched | None:
+        """(route template, instrument, what to answer) for a request this path answers,
+        else None. Cheap for any other request: a method and a path prefix test."""
         if scope["method"] != "GET" or not self.enabled:
             return None
         path: str = scope["path"]
@@ -136,31 +137,29 @@ class HotPath:
             if header in _BODY or (self._cors and header == b"origin"):
                 return None
         if template is _TICKER_ROUTE:
-            body = market_bytes(self.app.state, services).ticker(name)
-            if body is None:
-                return None
-            return template, _constant(body)
-        shape = newest_page_query(query)
-        if shape is None:
-            return None
-        return template, self._page(services, name, *shape)
+            # The bytes as of the match: the request is answered with the ticker of the
+            # moment it was routed, as the declared route's resolution would.
+            cache = market_bytes(self.app.state, services)
+            answer: bytes | tuple[str, int] | None = cache.ticker(name)
+        else:
+            answer = newest_page_query(query)
+        return None if answer is None else (template, name, answer)
 
     def _known(self, services: Services, name: str) -> bool:
         market = services.market
         return (name in market.sources or name in market.composites) and _canonical(name)
 
-    def _page(self, services: Services, name: str, interval: str, limit: int) -> Answer:
-        state = self.app.state
-
-        async def answer(scope: Scope) -> bytes:
-            return await newest_page(services, state, name, interval, limit)
-
-        return answer
-
     async def __call__(
-        self, scope: Scope, receive: Receive, send: Send, template: str, answer: Answer
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        template: str,
+        name: str,
+        answer: bytes | tuple[str, int],
     ) -> None:
-        """Answer a request `match` accepted, as the stack would."""
+        """Answer a request `match` accepted, as the stack would: `answer` is the ticker's
+        bytes or a candle page's (interval, limit)."""
         self.answered += 1
         rid = request_id_of(scope)
         started = time.perf_counter()
@@ -168,19 +167,30 @@ class HotPath:
         try:
             try:
                 await authorize_scope(self.app, scope, _SCOPES)
-                body = await answer(scope)
+                if isinstance(answer, bytes):
+                    body = answer
+                else:
+                    state = self.app.state
+                    body = await newest_page(state.services, state, name, *answer)
             except Exception as exc:
                 response = await error_response(Request(scope), exc)
                 status = response.status_code
                 await response(scope, receive, _adding_headers(scope, send, rid))
                 return
-            rate = scope["state"].get("ratelimit_headers")
             length = (b"content-length", b"%d" % len(body))
-            headers = with_context(api_headers([length, _JSON], rate), rid)
             status = 200
-            await _send_whole(send, headers, body)
+            await _send_whole(send, _headers(scope, [length, _JSON], rid), body)
         finally:
             observe("GET", template, status, time.perf_counter() - started)
+
+
+def _headers(
+    scope: Scope, given: Iterable[tuple[bytes, bytes]], rid: bytes
+) -> list[tuple[bytes, bytes]]:
+    """`given` with what the stack's middleware adds: security and rate-limit headers,
+    the request id and the API version."""
+    rate = scope.get("state", {}).get("ratelimit_headers")
+    return with_context(api_headers(given, rate), rid)
 
 
 async def _send_whole(send: Send, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
@@ -238,22 +248,12 @@ class _Buffered:
         return getattr(self._transport, name)
 
 
-def _constant(body: bytes) -> Answer:
-    # The bytes as of the match: the request is answered with the ticker of the moment it
-    # was routed, as the declared route's resolution would.
-    async def answer(scope: Scope) -> bytes:
-        return body
-
-    return answer
-
-
 def _adding_headers(scope: Scope, send: Send, rid: bytes) -> Send:
     """`send` adding what the stack's middleware adds to an error response."""
 
     async def sending(message: Message) -> None:
         if message["type"] == "http.response.start":
-            rate = scope.get("state", {}).get("ratelimit_headers")
-            message["headers"] = with_context(api_headers(message.get("headers", ()), rate), rid)
+            message["headers"] = _headers(scope, message.get("headers", ()), rid)
         await send(message)
 
     return sending
