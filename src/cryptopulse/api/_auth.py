@@ -85,16 +85,19 @@ async def principal_of(conn: HTTPConnection, credential: str | None) -> Principa
 
 
 async def _principal(access: AccessControl, scope: Scope, credential: str | None) -> Principal:
+    # A credential this worker already verified is no guess: it skips the brute-force
+    # guard, whose check is a Redis call in scale-out (one per request otherwise).
+    principal = access.verified(credential) if credential else None
+    return principal if principal is not None else await _unverified(access, scope, credential)
+
+
+async def _unverified(access: AccessControl, scope: Scope, credential: str | None) -> Principal:
+    """The caller without a credential, or with one this worker does not trust yet."""
     if not credential:
         anonymous = access.anonymous()
         if anonymous is None:
             raise unauthorized("send an API key or a token", "missing")
         return anonymous
-    # A credential this worker already verified is no guess: it skips the brute-force
-    # guard, whose check is a Redis call in scale-out (one per request otherwise).
-    principal = access.verified(credential)
-    if principal is not None:
-        return principal
     address = _address(scope)
     if await access.limiter.auth_blocked(address):
         raise too_many("too many failed authentications", {"Retry-After": "60"})
@@ -162,7 +165,7 @@ async def _admit(
     # A credential this worker verified and still trusts: no coroutine for it.
     principal = access.verified(credential) if credential else None
     if principal is None:
-        principal = await _principal(access, scope, credential)
+        principal = await _unverified(access, scope, credential)
     for name in scopes:
         if not principal.has(name):
             raise forbidden(name)
