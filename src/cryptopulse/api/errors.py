@@ -233,13 +233,10 @@ def _handlers() -> dict[type[Exception], Any]:
 async def error_response(request: Request, exc: Exception) -> Response:
     """The problem response the app's handlers give `exc`: the handler of the nearest
     class in its MRO, as Starlette chooses (for code that answers outside the stack)."""
-    handlers = _handlers()
-    for cls in type(exc).__mro__:
-        handler = handlers.get(cls)
-        if handler is not None:
-            response: Response = await handler(request, exc)
-            return response
-    raise exc  # not an Exception: never reached (Exception has a handler)
+    handlers = _handlers()  # `Exception` is one of them: every exception finds one
+    handler = next(handlers[cls] for cls in type(exc).__mro__ if cls in handlers)
+    response: Response = await handler(request, exc)
+    return response
 
 
 def install(app: FastAPI) -> None:
