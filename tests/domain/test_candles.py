@@ -361,3 +361,96 @@ def test_close_due_leaves_only_unfinished_buckets_open(trades: list[Trade], now:
     closed = agg.close_due(now)
     assert all(c.open_time + INTERVALS[c.interval] <= now for c in closed)
     assert all(c.open_time + INTERVALS[c.interval] > now for c in agg.open_candles())
+
+
+class BucketPerInterval:
+    """The reference: one bucket per interval, each updated by every trade (what the
+    aggregator did before it folded the higher intervals from the smallest)."""
+
+    def __init__(self, intervals: Sequence[str]) -> None:
+        self.intervals = intervals
+        self.open: dict[str, list[Trade]] = {}  # interval -> the open bucket's trades
+        self.closed_through = dict.fromkeys(intervals, -1)
+        self.late = dict.fromkeys(intervals, 0)
+
+    def _candle(self, interval: str, trades: list[Trade], closed: bool) -> Candle:
+        (candle,) = oracle(trades, interval)
+        return replace(candle, closed=closed)
+
+    def add(self, trade: Trade, updates: bool) -> list[Candle]:
+        out = []
+        for interval in self.intervals:
+            start = trade.time - trade.time % INTERVALS[interval]
+            bucket = self.open.get(interval)
+            bucket_start = None if bucket is None else bucket[0].time // INTERVALS[interval]
+            if bucket_start is not None:
+                bucket_start *= INTERVALS[interval]
+            if bucket is not None and start == bucket_start:
+                bucket.append(trade)
+            elif start <= self.closed_through[interval] or (
+                bucket_start is not None and start < bucket_start
+            ):
+                self.late[interval] += 1
+                continue
+            else:
+                if bucket is not None and bucket_start is not None:
+                    out.append(self._candle(interval, bucket, True))
+                    self.closed_through[interval] = bucket_start
+                self.open[interval] = [trade]
+            if updates:
+                out.append(self._candle(interval, self.open[interval], False))
+        return out
+
+    def close_due(self, now: int) -> list[Candle]:
+        out = []
+        for interval in self.intervals:
+            bucket = self.open.get(interval)
+            if bucket is None:
+                continue
+            start = bucket[0].time - bucket[0].time % INTERVALS[interval]
+            if start + INTERVALS[interval] <= now:
+                out.append(self._candle(interval, bucket, True))
+                self.closed_through[interval] = start
+                del self.open[interval]
+        return out
+
+    def open_candles(self) -> list[Candle]:
+        return [self._candle(i, self.open[i], False) for i in self.intervals if i in self.open]
+
+
+# A step: a trade (with or without the open candles it changed) or a `close_due(now)`.
+steps = st.lists(
+    st.one_of(
+        st.tuples(
+            st.just("trade"),
+            st.builds(make_trade, time=times, price=prices, size=sizes),
+            st.booleans(),
+        ),
+        st.tuples(
+            st.just("close_due"), st.integers(min_value=T0, max_value=T0 + 13 * MIN), st.just(False)
+        ),
+    ),
+    min_size=1,
+    max_size=80,
+)
+
+
+@settings(max_examples=300)
+@given(steps, st.sampled_from([("1m", "5m"), ("1m", "5m", "15m", "1h"), ("5m", "1m"), ("1m",)]))
+def test_folded_intervals_equal_a_bucket_per_interval(
+    script: list[tuple[str, Trade | int, bool]], intervals: tuple[str, ...]
+) -> None:
+    """Any order of trades (late ones included) and `close_due` calls: every call returns
+    what a bucket per interval returns, and lateness is counted the same."""
+    agg = CandleAggregator(INST, intervals)
+    reference = BucketPerInterval(intervals)
+    for n, (kind, arg, updates) in enumerate(script):
+        if kind == "trade":
+            assert isinstance(arg, Trade)
+            trade = replace(arg, trade_id=str(n))
+            assert_candles_equal(agg.add(trade, updates), reference.add(trade, updates))
+        else:
+            assert isinstance(arg, int)
+            assert_candles_equal(agg.close_due(arg), reference.close_due(arg))
+        assert agg.late == reference.late
+    assert_candles_equal(agg.open_candles(), reference.open_candles())

@@ -57,11 +57,41 @@ class _Bucket:
         self.quote_volume += p * trade.size
         self.trades += 1
 
-    def candle(self, instrument: str, interval: str, closed: bool) -> Candle:
+    @classmethod
+    def copy_of(cls, other: _Bucket) -> _Bucket:
+        """A copy of `other` (the caller sets its start)."""
+        return cls(
+            other.start,
+            other.first_time,
+            other.last_time,
+            other.open,
+            other.high,
+            other.low,
+            other.close,
+            other.volume,
+            other.quote_volume,
+            other.trades,
+        )
+
+    def absorb(self, later: _Bucket) -> None:
+        """Merge a bucket all of whose trades are at or after this one's."""
+        self.last_time = later.last_time
+        self.close = later.close
+        if later.high > self.high:
+            self.high = later.high
+        if later.low < self.low:
+            self.low = later.low
+        self.volume += later.volume
+        self.quote_volume += later.quote_volume
+        self.trades += later.trades
+
+    def candle(
+        self, instrument: str, interval: str, closed: bool, start: int | None = None
+    ) -> Candle:
         return Candle(
             instrument,
             interval,
-            self.start,
+            self.start if start is None else start,
             self.open,
             self.high,
             self.low,
@@ -74,7 +104,16 @@ class _Bucket:
 
 
 class CandleAggregator:
-    """Builds candles of several intervals for one instrument from its trades, incrementally."""
+    """Builds candles of several intervals for one instrument from its trades, incrementally.
+
+    A trade updates one bucket: the smallest interval's (the *base*, 1m by default). The
+    other intervals are folded from it: each keeps the trades of its base buckets that
+    have closed (plus trades late for the base but not for it), and its open candle is
+    that fold merged with the open base bucket. Every interval is a whole number of base
+    intervals, so a base bucket lies inside one bucket of each. Prices, times, counts and
+    lateness are what a bucket per interval gives; volumes are the same sums added in
+    another order (they may differ in the last bits).
+    """
 
     def __init__(
         self,
@@ -87,9 +126,21 @@ class CandleAggregator:
         self.instrument = instrument
         self.intervals = tuple(intervals)
         self._lengths = [INTERVALS[i] for i in self.intervals]
-        self._open: list[_Bucket | None] = [None] * len(self.intervals)
+        n = len(self.intervals)
+        self._b = min(range(n), key=self._lengths.__getitem__)  # the base interval's index
+        self._base_length = self._lengths[self._b]
+        if any(length % self._base_length for length in self._lengths):
+            raise ValueError(f"intervals {self.intervals} are not multiples of the smallest")
+        self._higher = tuple(k for k in range(n) if k != self._b)
+        self._base: _Bucket | None = None
+        # Per higher interval: its open bucket's trades that are not in the open base
+        # bucket (None: none yet). Unused at the base's index.
+        self._fold: list[_Bucket | None] = [None] * n
+        # Higher intervals whose bucket for the open base bucket had closed already: the
+        # base bucket's trades are late for them (rare: `close_due`, then a slow trade).
+        self._late_for: tuple[int, ...] = ()
         # Start of the newest bucket already closed, per interval: anything at or before it is late.
-        self._closed_through: list[int] = [-1] * len(self.intervals)
+        self._closed_through: list[int] = [-1] * n
         self._seen: set[str] = set()
         # Remembered ids in arrival order, and their trades' exchange times (two deques of
         # existing objects: no tuple per trade).
@@ -128,47 +179,139 @@ class CandleAggregator:
     def add(self, trade: Trade, updates: bool = True) -> list[Candle]:
         """Apply one trade; return the candles it closed and (with `updates`) the open
         candles it changed. Without, the caller reads them later with `open_candles`."""
-        if self._is_duplicate(trade.trade_id, trade.time):
+        if trade.trade_id and self._is_duplicate(trade.trade_id, trade.time):
             self.duplicates += 1
             return []
-        out: list[Candle] = []
-        for k, length in enumerate(self._lengths):
-            start = trade.time - trade.time % length
-            bucket = self._open[k]
-            interval = self.intervals[k]
-            if bucket is not None and start == bucket.start:
-                bucket.add(trade)
-            elif start <= self._closed_through[k] or (bucket is not None and start < bucket.start):
-                self.late[interval] += 1
-                continue
-            else:
-                if bucket is not None:
-                    out.append(bucket.candle(self.instrument, interval, closed=True))
-                    self._closed_through[k] = bucket.start
-                bucket = _Bucket.from_trade(start, trade)
-                self._open[k] = bucket
-            if updates:
-                out.append(bucket.candle(self.instrument, interval, closed=False))
+        base = self._base
+        start = trade.time - trade.time % self._base_length
+        if base is not None and start == base.start:  # the common case: one bucket to update
+            base.add(trade)
+            for k in self._late_for:
+                self.late[self.intervals[k]] += 1
+            return self.open_candles() if updates else []
+        if start <= self._closed_through[self._b] or (base is not None and start < base.start):
+            return self._add_late(trade, updates)
+        return self._roll(trade, start, updates)
+
+    def _roll(self, trade: Trade, start: int, updates: bool) -> list[Candle]:
+        """A trade opens a new base bucket: close the old one (folding it into the higher
+        intervals) and every higher bucket the trade has left."""
+        closed: list[Candle | None] = [None] * len(self.intervals)
+        if self._base is not None:
+            closed[self._b] = self._close_base()
+        late_for = []
+        time = trade.time
+        for k in self._higher:
+            bucket_start = time - time % self._lengths[k]
+            fold = self._fold[k]
+            if fold is not None and fold.start != bucket_start:
+                closed[k] = self._close_fold(k, fold)
+            if bucket_start <= self._closed_through[k]:
+                late_for.append(k)
+                self.late[self.intervals[k]] += 1
+        self._late_for = tuple(late_for)
+        self._base = _Bucket.from_trade(start, trade)
+        out = [c for c in closed if c is not None]
+        if updates:
+            out.extend(self.open_candles())
+            # Closed first, then updates, per interval (the order a bucket each gave).
+            order = {interval: k for k, interval in enumerate(self.intervals)}
+            out.sort(key=lambda c: (order[c.interval], not c.closed))
         return out
+
+    def _add_late(self, trade: Trade, updates: bool) -> list[Candle]:
+        """A trade for a base bucket older than the open one: late for the base, applied
+        to each higher interval whose open bucket it belongs to."""
+        self.late[self.intervals[self._b]] += 1
+        changed = []
+        time = trade.time
+        for k in self._higher:
+            bucket_start = time - time % self._lengths[k]
+            if bucket_start == self._open_start(k):
+                fold = self._fold[k]
+                if fold is None:
+                    self._fold[k] = _Bucket.from_trade(bucket_start, trade)
+                else:
+                    fold.add(trade)
+                changed.append(k)
+            else:
+                self.late[self.intervals[k]] += 1
+        if not updates:
+            return []
+        return [c for k in changed if (c := self._open_candle(k)) is not None]
+
+    def _open_start(self, k: int) -> int | None:
+        """Start of higher interval `k`'s open bucket, if it has one."""
+        fold = self._fold[k]
+        if fold is not None:
+            return fold.start
+        base = self._base
+        if base is None or k in self._late_for:
+            return None
+        return base.start - base.start % self._lengths[k]
+
+    def _close_base(self) -> Candle:
+        base = self._base
+        assert base is not None
+        self._closed_through[self._b] = base.start
+        for k in self._higher:
+            if k in self._late_for:
+                continue
+            fold = self._fold[k]
+            if fold is None:
+                fold = self._fold[k] = _Bucket.copy_of(base)
+                fold.start = base.start - base.start % self._lengths[k]
+            else:  # every trade of the fold is older than the base bucket's
+                fold.absorb(base)
+        self._base = None
+        self._late_for = ()
+        return base.candle(self.instrument, self.intervals[self._b], closed=True)
+
+    def _close_fold(self, k: int, fold: _Bucket) -> Candle:
+        self._closed_through[k] = fold.start
+        self._fold[k] = None
+        return fold.candle(self.instrument, self.intervals[k], closed=True)
+
+    def _open_candle(self, k: int) -> Candle | None:
+        base = self._base
+        if k == self._b:
+            return None if base is None else base.candle(self.instrument, self.intervals[k], False)
+        fold = self._fold[k]
+        if base is None or k in self._late_for:
+            return None if fold is None else fold.candle(self.instrument, self.intervals[k], False)
+        if fold is None:
+            start = base.start - base.start % self._lengths[k]
+            return base.candle(self.instrument, self.intervals[k], False, start)
+        return Candle(
+            self.instrument,
+            self.intervals[k],
+            fold.start,
+            fold.open,
+            fold.high if fold.high > base.high else base.high,
+            fold.low if fold.low < base.low else base.low,
+            base.close,
+            fold.volume + base.volume,
+            fold.quote_volume + base.quote_volume,
+            fold.trades + base.trades,
+            False,
+        )
 
     def close_due(self, now_ms: int) -> list[Candle]:
         """Close every open candle whose interval ended at or before `now_ms`."""
-        out: list[Candle] = []
-        for k, length in enumerate(self._lengths):
-            bucket = self._open[k]
-            if bucket is not None and bucket.start + length <= now_ms:
-                out.append(bucket.candle(self.instrument, self.intervals[k], closed=True))
-                self._closed_through[k] = bucket.start
-                self._open[k] = None
-        return out
+        closed: list[Candle | None] = [None] * len(self.intervals)
+        base = self._base
+        if base is not None and base.start + self._base_length <= now_ms:
+            closed[self._b] = self._close_base()
+        # A higher bucket that has ended holds no open base bucket: it is all in its fold.
+        for k in self._higher:
+            fold = self._fold[k]
+            if fold is not None and fold.start + self._lengths[k] <= now_ms:
+                closed[k] = self._close_fold(k, fold)
+        return [c for c in closed if c is not None]
 
     def open_candles(self) -> list[Candle]:
         """The candles still open, as they stand (closed=False)."""
-        return [
-            b.candle(self.instrument, self.intervals[k], closed=False)
-            for k, b in enumerate(self._open)
-            if b is not None
-        ]
+        return [c for k in range(len(self.intervals)) if (c := self._open_candle(k)) is not None]
 
 
 def _unique(trades: Iterable[Trade]) -> list[Trade]:
