@@ -126,3 +126,44 @@ def test_composite_price_lies_between_the_venue_prices(trades: list[Trade]) -> N
         assert ticker is not None and ticker.last is not None
         prices = [t.price for t in trades]
         assert min(prices) * (1 - 1e-12) <= ticker.last <= max(prices) * (1 + 1e-12)
+
+
+def recomputed(trades: list[Trade], stale_ms: int, window_ms: int) -> float | None:
+    """The composite price after `trades`, from scratch: each venue's price is its newest
+    trade's (ties: the later arrival), its weight the volume it traded since the last trade
+    that opened a newer window, and venues older than the newest trade by more than
+    `stale_ms` are left out (summed in the order venues first traded)."""
+    newest = max(t.time for t in trades)
+    reset_at, window = 0, trades[0].time - trades[0].time % window_ms
+    for n, t in enumerate(trades):
+        if t.time - t.time % window_ms > window:
+            reset_at, window = n, t.time - t.time % window_ms
+    venues = list(dict.fromkeys(t.instrument for t in trades))
+    fresh = []
+    for venue in venues:
+        own = [(n, t) for n, t in enumerate(trades) if t.instrument == venue]
+        updated = max(t.time for _, t in own)
+        price = [t.price for _, t in own if t.time == updated][-1]
+        weight = 0.0
+        for n, t in own:
+            if n >= reset_at:
+                weight += t.size
+        if newest - updated <= stale_ms:
+            fresh.append((price, weight))
+    if not fresh:
+        return None
+    total = sum(w for _, w in fresh)
+    if total <= 0:
+        return sum(p for p, _ in fresh) / len(fresh)
+    return sum(p * w for p, w in fresh) / total
+
+
+@given(venue_trades, st.sampled_from([1, 60_000, 10**12]))
+def test_composite_price_equals_a_recomputation_from_scratch(
+    trades: list[Trade], stale_ms: int
+) -> None:
+    book = CompositeBook(stale_ms=stale_ms, window_ms=300_000)
+    for n, trade in enumerate(trades, 1):
+        ticker = book.add_trade(trade)
+        assert ticker is not None  # the trade's own venue is always fresh
+        assert ticker.last == recomputed(trades[:n], stale_ms, 300_000)

@@ -17,6 +17,13 @@ class _VenueState:
     updated: int  # exchange time, ms
 
 
+@dataclass(slots=True)
+class _Pair:
+    venues: dict[str, _VenueState]
+    window_start: int
+    newest: int  # the newest update of any venue (exchange time, ms)
+
+
 class CompositeBook:
     """Volume-weighted price of a pair across venues, ignoring venues stale beyond `stale_ms`.
 
@@ -29,8 +36,7 @@ class CompositeBook:
     def __init__(self, stale_ms: int = 60_000, window_ms: int = 300_000) -> None:
         self.stale_ms = stale_ms
         self.window_ms = window_ms
-        self._venues: dict[str, dict[str, _VenueState]] = {}
-        self._window_start: dict[str, int] = {}
+        self._pairs: dict[str, _Pair] = {}
         # instrument → (pair, venue): parsing is a regex, and a feed names few instruments.
         self._parsed: dict[str, tuple[str, str]] = {}
 
@@ -43,39 +49,53 @@ class CompositeBook:
             inst = parse_instrument(trade.instrument)
             parsed = self._parsed[trade.instrument] = (inst.pair, inst.exchange or "")
         pair, venue = parsed
-        venues = self._venues.setdefault(pair, {})
-        start = trade.time - trade.time % self.window_ms
-        # Only a newer window resets the weights: a delayed trade from the previous window
-        # must not flip the pair back and forth across the boundary.
-        if start > self._window_start.get(pair, start):
-            for state in venues.values():
+        time = trade.time
+        start = time - time % self.window_ms
+        book = self._pairs.get(pair)
+        if book is None:
+            book = self._pairs[pair] = _Pair({}, start, time)
+        elif start > book.window_start:
+            # Only a newer window resets the weights: a delayed trade from the previous
+            # window must not flip the pair back and forth across the boundary.
+            for state in book.venues.values():
                 state.weight = 0.0
-        self._window_start[pair] = max(start, self._window_start.get(pair, start))
-        current = venues.get(venue)
+            book.window_start = start
+        current = book.venues.get(venue)
         if current is None:
-            venues[venue] = _VenueState(trade.price, trade.size, trade.time)
+            book.venues[venue] = _VenueState(trade.price, trade.size, time)
         else:
-            if trade.time >= current.updated:  # a delayed trade is not the venue's price
+            if time >= current.updated:  # a delayed trade is not the venue's price
                 current.price = trade.price
-                current.updated = trade.time
+                current.updated = time
             current.weight += trade.size
         # Staleness is judged against the newest update of the pair, not this trade's time.
-        price = self.price(pair, now=max(v.updated for v in venues.values()))
+        if time > book.newest:
+            book.newest = time
+        price = self._price(book.venues, book.newest)
         if price is None:
             return None
-        return Ticker(pair, None, None, price, None, None, None, trade.time, trade.received)
+        return Ticker(pair, None, None, price, None, None, None, time, trade.received)
+
+    def _price(self, venues: dict[str, _VenueState], now: int) -> float | None:
+        # One pass, summing in the order `sum` over the fresh venues would.
+        count = 0
+        total = weighted = plain = 0.0
+        for v in venues.values():
+            if now - v.updated <= self.stale_ms:
+                count += 1
+                total += v.weight
+                weighted += v.price * v.weight
+                plain += v.price
+        if not count:
+            return None
+        if total <= 0:
+            return plain / count
+        return weighted / total
 
     def price(self, pair: str, now: int) -> float | None:
-        venues = self._venues.get(pair)
-        if not venues:
-            return None
-        fresh = [v for v in venues.values() if now - v.updated <= self.stale_ms]
-        if not fresh:
-            return None
-        total = sum(v.weight for v in fresh)
-        if total <= 0:
-            return sum(v.price for v in fresh) / len(fresh)
-        return sum(v.price * v.weight for v in fresh) / total
+        book = self._pairs.get(pair)
+        return None if book is None else self._price(book.venues, now)
 
     def venues(self, pair: str) -> list[str]:
-        return sorted(self._venues.get(pair, {}))
+        book = self._pairs.get(pair)
+        return [] if book is None else sorted(book.venues)
