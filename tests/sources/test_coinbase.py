@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from cryptopulse.domain.models import Ticker, Trade
 from cryptopulse.sources import coinbase
@@ -72,6 +75,17 @@ def test_other_messages_give_nothing(kind: str) -> None:
 def test_iso_ms_truncates_to_ms() -> None:
     assert coinbase.iso_ms("2021-04-17T16:43:37.089723Z") == 1618677817089
     assert coinbase.iso_ms("2021-04-17T16:43:37Z") == 1618677817000
+
+
+@given(st.integers(min_value=946_684_800_000_000, max_value=4_102_444_800_000_000))
+def test_iso_ms_equals_datetime_arithmetic(micros: int) -> None:
+    """Twice each (the second from the cache of converted seconds), with 6 and 0 digits."""
+    moment = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=micros)
+    expected = micros // 1000
+    text = moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    assert coinbase.iso_ms(text) == coinbase.iso_ms(text) == expected
+    whole = moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert coinbase.iso_ms(whole) == expected - moment.microsecond // 1000
 
 
 def test_subscribe_messages_are_chunked() -> None:
