@@ -167,21 +167,12 @@ class Pipeline:
             pending = self._set_ticker(composite, f"ticker:{composite.instrument}")
             if pending is not None:
                 await pending
-        # No trade id: the venue's aggregator above has already dropped duplicates, and an
-        # id here would only fill the composite aggregator's dedupe window (memory per trade).
-        venue_scoped = Trade(
-            route.pair,
-            "",
-            trade.price,
-            trade.size,
-            trade.side,
-            trade.time,
-            trade.received,
-        )
+        # The venue trade itself, undeduplicated: the venue's aggregator above has dropped
+        # duplicates already, and its ids would only fill this one's dedupe window.
         pair_agg = route.pair_candles
         if conflate:
             self._changed[pair_agg] = None
-        changed = pair_agg.add(venue_scoped, not conflate)
+        changed = pair_agg.add(trade, not conflate, dedupe=False)
         if changed:
             await self._emit_candles(changed)
 

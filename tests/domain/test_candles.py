@@ -454,3 +454,13 @@ def test_folded_intervals_equal_a_bucket_per_interval(
             assert_candles_equal(agg.close_due(arg), reference.close_due(arg))
         assert agg.late == reference.late
     assert_candles_equal(agg.open_candles(), reference.open_candles())
+
+
+def test_without_dedupe_ids_are_neither_checked_nor_remembered() -> None:
+    """A composite's aggregator takes venue trades as they are: the candles are its own
+    instrument's, and a repeated id counts (the venue's aggregator dedupes)."""
+    agg = CandleAggregator("BTC-USDT", ["1m"])
+    agg.add(make_trade(T0, price=10, trade_id="a"), dedupe=False)
+    (candle,) = agg.add(make_trade(T0 + 1, price=11, trade_id="a"), dedupe=False)
+    assert (candle.instrument, candle.trades, candle.close) == ("BTC-USDT", 2, 11)
+    assert agg.duplicates == 0 and not agg._seen

@@ -176,10 +176,13 @@ class CandleAggregator:
                 times.popleft()
         return False
 
-    def add(self, trade: Trade, updates: bool = True) -> list[Candle]:
+    def add(self, trade: Trade, updates: bool = True, dedupe: bool = True) -> list[Candle]:
         """Apply one trade; return the candles it closed and (with `updates`) the open
-        candles it changed. Without, the caller reads them later with `open_candles`."""
-        if trade.trade_id and self._is_duplicate(trade.trade_id, trade.time):
+        candles it changed. Without, the caller reads them later with `open_candles`.
+        Without `dedupe`, the trade's id is not checked (nor remembered): a caller that
+        has deduplicated already, e.g. a composite fed by venue aggregators. Only the
+        trade's time, price and size are read, never its instrument."""
+        if dedupe and trade.trade_id and self._is_duplicate(trade.trade_id, trade.time):
             self.duplicates += 1
             return []
         base = self._base
