@@ -85,6 +85,22 @@ class _Bucket:
         self.quote_volume += later.quote_volume
         self.trades += later.trades
 
+    def merged(self, later: _Bucket, instrument: str, interval: str) -> Candle:
+        """The open candle of this bucket and `later` (as `absorb` would make it, unchanged)."""
+        return Candle(
+            instrument,
+            interval,
+            self.start,
+            self.open,
+            self.high if self.high > later.high else later.high,
+            self.low if self.low < later.low else later.low,
+            later.close,
+            self.volume + later.volume,
+            self.quote_volume + later.quote_volume,
+            self.trades + later.trades,
+            False,
+        )
+
     def candle(
         self, instrument: str, interval: str, closed: bool, start: int | None = None
     ) -> Candle:
@@ -285,19 +301,7 @@ class CandleAggregator:
         if fold is None:
             start = base.start - base.start % self._lengths[k]
             return base.candle(self.instrument, self.intervals[k], False, start)
-        return Candle(
-            self.instrument,
-            self.intervals[k],
-            fold.start,
-            fold.open,
-            fold.high if fold.high > base.high else base.high,
-            fold.low if fold.low < base.low else base.low,
-            base.close,
-            fold.volume + base.volume,
-            fold.quote_volume + base.quote_volume,
-            fold.trades + base.trades,
-            False,
-        )
+        return fold.merged(base, self.instrument, self.intervals[k])
 
     def close_due(self, now_ms: int) -> list[Candle]:
         """Close every open candle whose interval ended at or before `now_ms`."""
@@ -314,7 +318,24 @@ class CandleAggregator:
 
     def open_candles(self) -> list[Candle]:
         """The candles still open, as they stand (closed=False)."""
-        return [c for k in range(len(self.intervals)) if (c := self._open_candle(k)) is not None]
+        base = self._base
+        if base is None or self._late_for:  # the rare shapes: one candle at a time
+            return [
+                c for k in range(len(self.intervals)) if (c := self._open_candle(k)) is not None
+            ]
+        # The usual one (the timer calls this for every changed aggregator): the base
+        # bucket, and each higher interval's fold (if any) merged with it, in one loop.
+        instrument, intervals, lengths = self.instrument, self.intervals, self._lengths
+        out = []
+        for k, fold in enumerate(self._fold):
+            if k == self._b:
+                out.append(base.candle(instrument, intervals[k], False))
+            elif fold is None:
+                start = base.start - base.start % lengths[k]
+                out.append(base.candle(instrument, intervals[k], False, start))
+            else:
+                out.append(fold.merged(base, instrument, intervals[k]))
+        return out
 
 
 def _unique(trades: Iterable[Trade]) -> list[Trade]:
