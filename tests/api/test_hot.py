@@ -414,23 +414,52 @@ async def read_responses(reader: asyncio.StreamReader, count: int) -> list[httpx
     return replies
 
 
-@pytest.mark.parametrize("http_impl", ["httptools", "h11"])
+class Recording:
+    """A transport that records what is written to it (anything else goes through)."""
+
+    def __init__(self, transport: Any, writes: list[bytes]) -> None:
+        self._transport = transport
+        self._writes = writes
+
+    def write(self, data: bytes) -> None:
+        self._writes.append(data)
+        self._transport.write(data)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+
+@pytest.mark.parametrize(
+    ("http_impl", "access_log"), [("httptools", False), ("httptools", True), ("h11", False)]
+)
 async def test_hot_answers_over_a_real_server(
-    app: FastAPI, http_impl: str, monkeypatch: pytest.MonkeyPatch
+    app: FastAPI, http_impl: str, access_log: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Pipelined keep-alive requests and an HTTP/1.0 one, under uvicorn's two protocols;
-    under httptools (what `serve` runs) each hot answer reaches the socket in one write."""
-    writes: list[bytes] = []
-    flush = _hot._Buffered.flush
+    under httptools (what `serve` runs) each hot answer reaches the socket in one write:
+    written by `_write_raw` (no access log, serve's default) or buffered around uvicorn's
+    own `send` (with the access log, which that `send` writes)."""
+    buffered: list[bytes] = []
+    raw: list[bytes] = []
+    flush, write_raw = _hot._Buffered.flush, _hot._write_raw
 
     def counting(self: Any) -> None:
-        writes.extend(self._parts)  # what the one write will carry
+        buffered.extend(self._parts)  # what the one write will carry
         flush(self)
 
+    async def recording(cycle: Any, headers: Any, body: bytes) -> None:
+        transport = cycle.transport
+        cycle.transport = Recording(transport, raw)
+        try:
+            await write_raw(cycle, headers, body)
+        finally:
+            cycle.transport = transport
+
     monkeypatch.setattr(_hot._Buffered, "flush", counting)
+    monkeypatch.setattr(_hot, "_write_raw", recording)
     key = await make_key(app)
     hot = Answered(app)
-    async with on_loopback(app, lifespan="off", http=http_impl) as port:
+    async with on_loopback(app, lifespan="off", http=http_impl, access_log=access_log) as port:
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         request = f"GET {{}} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {key}\r\n\r\n"
         paths = [TICKER, CANDLES + "?limit=3", TICKER, "/v1/instruments"]
@@ -447,10 +476,64 @@ async def test_hot_answers_over_a_real_server(
     assert [c["close"] for c in replies[1].json()["data"]] == [103.0, 104.0, 105.0]
     assert all(r.headers["x-ratelimit-limit"] for r in replies)
     assert hot.count == 4  # the two tickers, the page, the HTTP/1.0 ticker
-    if http_impl == "httptools":
-        assert len(writes) == 2 * hot.count  # status line and headers, then the body
-        for head, body in zip(writes[::2], writes[1::2], strict=True):
+    if http_impl == "httptools" and not access_log:
+        assert buffered == [] and len(raw) == hot.count  # one write each: head and body
+        for whole in raw:
+            assert whole.startswith(b"HTTP/1.1 200 OK\r\n") and b"\r\n\r\n{" in whole
+        assert raw[-1].endswith(old.content) and b"\r\nconnection: close\r\n" in raw[-1]
+    elif http_impl == "httptools":
+        assert raw == [] and len(buffered) == 2 * hot.count  # status and headers, then body
+        for head, body in zip(buffered[::2], buffered[1::2], strict=True):
             assert head.startswith(b"HTTP/1.1 200 OK\r\n") and head.endswith(b"\r\n\r\n")
             assert body[:1] == b"{"
     else:
-        assert writes == []  # another protocol's cycle: sent as two messages, as always
+        assert raw == buffered == []  # another protocol's cycle: two messages, as always
+
+
+async def raw_exchange(port: int, requests: list[bytes]) -> list[bytes]:
+    """Each request on a connection of its own; what came back, to the server's close or
+    the end of a Content-Length body."""
+    answers = []
+    for request in requests:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(request)
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+        length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+        answers.append(head + await asyncio.wait_for(reader.readexactly(length), 5))
+        writer.close()
+    return answers
+
+
+def normalized(answer: bytes) -> list[bytes]:
+    """The answer's lines with the values that change from one request to the next (the
+    date, the rate limit's counts and reset) blanked; order and case kept."""
+    lines = []
+    for line in answer.split(b"\r\n"):
+        name, sep, _ = line.partition(b": ")
+        if sep and (name == b"date" or b"ratelimit" in name):
+            line = name + b": *"
+        lines.append(line)
+    return lines
+
+
+async def test_raw_answers_equal_uvicorns_own_rendering(
+    app: FastAPI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`_write_raw` writes the bytes uvicorn's `send` writes for the same answer: status
+    line, uvicorn's default headers, ours in the same order and case, `connection: close`
+    for HTTP/1.0, the body."""
+    key = await make_key(app)
+    auth = f"Authorization: Bearer {key}\r\nX-Request-ID: same-id\r\n"
+    requests = [
+        f"GET {TICKER} HTTP/1.1\r\nHost: x\r\n{auth}\r\n".encode(),
+        f"GET {CANDLES}?limit=2 HTTP/1.1\r\nHost: x\r\n{auth}\r\n".encode(),
+        f"GET {TICKER} HTTP/1.0\r\n{auth}\r\n".encode(),
+    ]
+    hot = Answered(app)
+    async with on_loopback(app, lifespan="off", access_log=False) as port:
+        raw = await raw_exchange(port, requests)
+        monkeypatch.setattr(_hot, "_RAW", False)
+        through_send = await raw_exchange(port, requests)
+    assert hot.count == 6
+    assert [normalized(a) for a in raw] == [normalized(a) for a in through_send]
+    assert b"\r\nconnection: close\r\n" in raw[2] and b"connection" not in raw[0].lower()

@@ -10,10 +10,10 @@ limit and the answer together. `CryptopulseApp` offers every HTTP request to `Ho
 first; what it answers, it answers in one coroutine doing what those layers do for it:
 the request id, authentication, scope check, rate limit, security and rate-limit headers,
 problem documents on errors, the latency histogram; and under uvicorn's httptools
-protocol it sends the answer in one socket write (`_send_whole`). The header lists and the problem
-documents come from the same functions the middleware uses (`middleware.py`,
-`_hardening.py`, `errors.py`); tests/api/test_hot.py compares every answer, header by
-header, with the declared route's through the stack.
+protocol it sends the answer in one socket write (`_send_whole`, `_write_raw`). The
+header lists and the problem documents come from the same functions the middleware uses
+(`middleware.py`, `_hardening.py`, `errors.py`); tests/api/test_hot.py compares every
+answer, header by header, with the declared route's through the stack.
 
 What is answered here, and nothing else (everything else goes on to the stack and the
 declared routes in `routers/market.py`, which document them in OpenAPI and validate any
@@ -55,6 +55,29 @@ try:  # the class of the `send` uvicorn's httptools protocol hands the app (`_se
     from uvicorn.protocols.http.httptools_impl import RequestResponseCycle as _CYCLE
 except ImportError:  # pragma: no cover - httptools is a dependency of ours
     _CYCLE = None  # type: ignore[assignment,misc]
+
+# What `_write_raw` does in place of uvicorn's `send` touches these attributes of its
+# cycle; if a uvicorn's `send` no longer uses all of them, its cycle has changed under us
+# and the answers go through `send` (buffered) instead.
+_CYCLE_STATE = frozenset(
+    {
+        "access_log",
+        "chunked_encoding",
+        "default_headers",
+        "disconnected",
+        "expected_content_length",
+        "flow",
+        "keep_alive",
+        "message_event",
+        "on_response",
+        "response_complete",
+        "response_started",
+        "transport",
+        "waiting_for_100_continue",
+    }
+)
+_RAW = _CYCLE is not None and _CYCLE_STATE <= set(_CYCLE.send.__code__.co_names)
+_STATUS_200 = b"HTTP/1.1 200 OK\r\n"
 
 _TICKERS = "/v1/tickers/"
 _CANDLES = "/v1/candles/"
@@ -200,25 +223,64 @@ async def _send_whole(send: Send, headers: list[tuple[bytes, bytes]], body: byte
     uvicorn writes the status line and headers as soon as it gets `http.response.start`,
     then the body: two socket writes, and on loopback or a fast link two segments that the
     client's kernel takes one at a time. For a small answer the first write was most of
-    the request's cost under load (docs/benchmarks.md, "Stop 16"). Here uvicorn's own
-    `send` does everything it always does, checks included, but its cycle writes into a
-    buffer that reaches the transport as one write when the response is complete. Any
-    other server, or a uvicorn whose cycle is not that class, gets the two messages as
-    they are.
+    the request's cost under load (docs/benchmarks.md, "Stop 16"), and checking and
+    lower-casing each of our 18 headers most of the rest ("Stop 17"). So under that
+    protocol, without its access log (serve's default), `_write_raw` does what `send`
+    does for this answer in one write; with the access log, uvicorn's own `send` writes
+    into a buffer flushed once. Any other server, or a uvicorn whose cycle is not that
+    class, gets the two messages as they are.
     """
-    start = {"type": "http.response.start", "status": 200, "headers": headers}
-    whole = {"type": "http.response.body", "body": body}
     cycle = getattr(send, "__self__", None)
     if _CYCLE is None or type(cycle) is not _CYCLE:
-        await send(start)
-        await send(whole)
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+    elif _RAW and not cycle.access_log and not cycle.response_started:
+        await _write_raw(cycle, headers, body)
+    else:
+        await _send_buffered(cycle, send, headers, body)
+
+
+async def _write_raw(cycle: Any, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
+    """uvicorn's httptools `send` of a 200 with `headers` and `body`, both messages, in
+    one socket write. The same bytes (tests/api/test_hot.py compares them) and the same
+    cycle state: flow control, a client gone, uvicorn's default headers, `connection:
+    close` and the close when the connection is not kept alive, the completion that
+    starts a pipelined request. What it leaves out is `send`'s check of each header name
+    and value: ours are constants, numbers, and a request id that is printable or ours."""
+    if cycle.flow.write_paused and not cycle.disconnected:
+        await cycle.flow.drain()
+    if cycle.disconnected:
         return
+    cycle.response_started = True
+    cycle.waiting_for_100_continue = False
+    parts = [_STATUS_200]
+    parts.extend([b"%s: %s\r\n" % header for header in cycle.default_headers])
+    parts.extend([b"%s: %s\r\n" % header for header in headers])
+    keep_alive = cycle.keep_alive
+    if not keep_alive:
+        parts.append(b"connection: close\r\n")
+    parts.append(b"\r\n")
+    parts.append(body)
+    cycle.chunked_encoding = False  # a content-length, all of it sent
+    cycle.expected_content_length = 0
+    cycle.transport.write(b"".join(parts))
+    cycle.response_complete = True
+    cycle.message_event.set()
+    if not keep_alive:
+        cycle.transport.close()
+    cycle.on_response()
+
+
+async def _send_buffered(
+    cycle: Any, send: Send, headers: list[tuple[bytes, bytes]], body: bytes
+) -> None:
+    """uvicorn's own `send`, its cycle writing into a buffer flushed once at the end."""
     transport = cycle.transport
     buffered = _Buffered(transport)
-    cycle.transport = buffered  # type: ignore[assignment]  # a transport in all it is used for
+    cycle.transport = buffered  # a transport in all it is used for
     try:
-        await send(start)
-        await send(whole)
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
     finally:
         cycle.transport = transport
         buffered.flush()
