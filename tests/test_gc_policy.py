@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import gc
+import time
 import weakref
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from cryptopulse.processes._gc import GC_PAUSE, GC_RECLAIMED, GcPolicy
+from cryptopulse.processes._gc import GC_FULL_INTERVAL, GC_PAUSE, GC_RECLAIMED, WORTH, GcPolicy
 
 
 class Node:
@@ -64,7 +65,7 @@ def test_tick_freezes_survivors_and_the_full_step_reclaims_frozen_cycles(
     del head  # the cycle is garbage now, but frozen: ordinary collections never see it
     gc.collect()
     assert alive() is not None
-    policy.full_s = 0.0  # the next tick is the periodic full collection
+    policy.interval = 0.0  # the next tick is the periodic full collection
     reclaimed = sample(GC_RECLAIMED, "_total")
     policy.tick()
     assert policy.full_collections == 2
@@ -80,3 +81,51 @@ def test_frozen_objects_still_die_by_reference_counting(policy: GcPolicy) -> Non
     policy.tick()
     del node
     assert ref() is None
+
+
+def full_collection_due(policy: GcPolicy) -> None:
+    """Make the next tick the periodic full collection (its interval has passed)."""
+    policy._last_full = time.monotonic() - policy.interval
+
+
+def test_little_to_reclaim_doubles_the_interval_up_to_the_max() -> None:
+    policy = GcPolicy(freeze_s=1.0, full_s=10.0, full_max_s=35.0)
+    try:
+        policy.start()
+        assert policy.interval == 10.0 and sample(GC_FULL_INTERVAL, "seconds") == 10.0
+        intervals = []
+        for _ in range(3):
+            head, alive = cycle()  # a little frozen garbage: far under WORTH of the heap
+            policy.tick()
+            del head
+            full_collection_due(policy)
+            policy.tick()
+            assert alive() is None  # reclaimed all the same
+            intervals.append(policy.interval)
+        assert intervals == [20.0, 35.0, 35.0]
+        assert sample(GC_FULL_INTERVAL, "seconds") == 35.0
+    finally:
+        policy.stop()
+
+
+def test_much_to_reclaim_brings_the_interval_back() -> None:
+    policy = GcPolicy(freeze_s=1.0, full_s=10.0, full_max_s=3_600.0)
+    try:
+        policy.start()
+        full_collection_due(policy)
+        policy.tick()
+        assert policy.interval == 20.0
+        # Frozen cycles worth more than WORTH of the heap, then garbage.
+        count = int(gc.get_freeze_count() * WORTH) + 1_000
+        garbage = [cycle() for _ in range(count)]
+        policy.tick()
+        alive = garbage[-1][1]
+        del garbage
+        assert alive() is not None  # frozen: only the full collection can reclaim them
+        reclaimed = sample(GC_RECLAIMED, "_total")
+        full_collection_due(policy)
+        policy.tick()
+        assert alive() is None and sample(GC_RECLAIMED, "_total") >= reclaimed + 2 * count
+        assert policy.interval == 10.0 and sample(GC_FULL_INTERVAL, "seconds") == 10.0
+    finally:
+        policy.stop()

@@ -43,7 +43,7 @@ class GracefulServer(uvicorn.Server):
         await super().startup(sockets)
         settings = getattr(getattr(self.config.app, "state", None), "settings", None)
         if self.started and isinstance(settings, Settings) and settings.gc_freeze_s > 0:
-            policy = GcPolicy(settings.gc_freeze_s, settings.gc_full_s)
+            policy = GcPolicy(settings.gc_freeze_s, settings.gc_full_s, settings.gc_full_max_s)
             self._gc_task = asyncio.create_task(policy.run(), name="gc-policy")
 
     async def shutdown(self, sockets: list[Any] | None = None) -> None:

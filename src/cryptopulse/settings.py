@@ -112,9 +112,11 @@ class Settings(BaseSettings):
     live_connect_timeout_s: float = 5.0
     bus_history: int = Field(1000, ge=1)  # messages kept per channel for resume
     # Garbage collection of serving processes (processes/_gc.py, docs/operations.md): freeze
-    # survivors every gc_freeze_s (0: Python's default collector), collect all every gc_full_s.
+    # survivors every gc_freeze_s (0: Python's default collector), collect all every gc_full_s,
+    # twice as long after each that reclaimed little, up to gc_full_max_s.
     gc_freeze_s: float = Field(1.0, ge=0)
     gc_full_s: float = Field(600.0, gt=0)
+    gc_full_max_s: float = Field(3600.0, gt=0)
     trade_retention_hours: float = 24.0
     composite_stale_ms: int = 60_000
     # Open candles are published at most once per this many ms per channel (0: every trade).

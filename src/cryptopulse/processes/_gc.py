@@ -17,7 +17,14 @@ in O(1). The policy:
 - every `full_s`, `unfreeze()`, one full collection, `freeze()`: objects die by reference
   counting even while frozen, but a *cycle* that became garbage after it was frozen is
   only reclaimed here. This is the one long pause left, once per `full_s` instead of
-  every few seconds.
+  every few seconds;
+- and when such a collection finds little to reclaim (at most `WORTH` of the objects it
+  walked), the next one waits twice as long, up to `full_max_s`; one that finds more
+  brings the interval back to `full_s`. A serving process makes few such cycles (a
+  census found ~1,100 unreachable objects of ~620,000 after a minute of 2,000 stream
+  connections coming in), so its pauses become rare, while a process that does make
+  them keeps collecting every `full_s`: what waits for a collection stays about `WORTH`
+  of the heap's objects, whatever the interval.
 
 Generation 0 and 1 collections are unchanged. The pauses of generation-2 collections are
 observed in `cryptopulse_gc_pause_seconds` (and Python's own `python_gc_*` metrics).
@@ -35,7 +42,7 @@ from prometheus_client import Counter, Gauge, Histogram
 
 from cryptopulse.api.metrics import REGISTRY
 
-__all__ = ["GC_FROZEN", "GC_PAUSE", "GC_RECLAIMED", "GcPolicy"]
+__all__ = ["GC_FROZEN", "GC_FULL_INTERVAL", "GC_PAUSE", "GC_RECLAIMED", "GcPolicy", "WORTH"]
 
 log = logging.getLogger(__name__)
 
@@ -59,10 +66,24 @@ GC_RECLAIMED = Counter(
 )
 
 
+GC_FULL_INTERVAL = Gauge(
+    "cryptopulse_gc_full_interval_seconds",
+    "How long the GC policy waits before its next full collection (CRYPTOPULSE_GC_FULL_S, "
+    "doubled after each that reclaimed little, up to CRYPTOPULSE_GC_FULL_MAX_S)",
+    registry=REGISTRY,
+)
+
+# A periodic full collection that reclaims at most this share of the objects it walked
+# was not worth its pause yet: the next one waits twice as long.
+WORTH = 0.01
+
+
 class GcPolicy:
-    def __init__(self, freeze_s: float, full_s: float) -> None:
+    def __init__(self, freeze_s: float, full_s: float, full_max_s: float | None = None) -> None:
         self.freeze_s = freeze_s
         self.full_s = full_s
+        self.full_max_s = max(full_s, full_max_s if full_max_s is not None else full_s)
+        self.interval = full_s  # until the next full collection
         self._started = 0.0
         self._last_full = 0.0
         self.full_collections = 0
@@ -81,6 +102,7 @@ class GcPolicy:
         if self._timer not in gc.callbacks:
             gc.callbacks.append(self._timer)
         self._collect_and_freeze()
+        GC_FULL_INTERVAL.set(self.interval)
 
     def stop(self) -> None:
         """Hand everything back to the collector (shutdown: let it reclaim cycles)."""
@@ -89,7 +111,8 @@ class GcPolicy:
         gc.unfreeze()
         GC_FROZEN.set(0)
 
-    def _collect_and_freeze(self) -> None:
+    def _collect_and_freeze(self) -> tuple[int, int]:
+        """(unreachable objects found, objects frozen after)."""
         gc.unfreeze()
         started = time.perf_counter()
         unreachable = gc.collect()
@@ -105,11 +128,18 @@ class GcPolicy:
             (time.perf_counter() - started) * 1000,
             frozen,
         )
+        return unreachable, frozen
 
     def tick(self) -> None:
-        """One step of the policy: freeze, or collect everything when `full_s` has passed."""
-        if time.monotonic() - self._last_full >= self.full_s:
-            self._collect_and_freeze()
+        """One step of the policy: freeze, or collect everything when `interval` has passed
+        (then set the next interval by what the collection reclaimed)."""
+        if time.monotonic() - self._last_full >= self.interval:
+            unreachable, frozen = self._collect_and_freeze()
+            if unreachable <= WORTH * (frozen + unreachable):
+                self.interval = min(self.interval * 2, self.full_max_s)
+            else:
+                self.interval = self.full_s
+            GC_FULL_INTERVAL.set(self.interval)
         else:
             # O(1). (`gc.get_freeze_count()` is not: it walks the whole frozen list, ~60 ms
             # for ~600,000 objects, so the gauge is only refreshed by full collections.)
