@@ -464,3 +464,10 @@ def test_without_dedupe_ids_are_neither_checked_nor_remembered() -> None:
     (candle,) = agg.add(make_trade(T0 + 1, price=11, trade_id="a"), dedupe=False)
     assert (candle.instrument, candle.trades, candle.close) == ("BTC-USDT", 2, 11)
     assert agg.duplicates == 0 and not agg._seen
+
+
+def test_every_interval_divides_every_longer_one() -> None:
+    """What folding from the smallest chosen interval relies on (`CandleAggregator`): an
+    interval added to INTERVALS that breaks it (say 7m) fails here, not in production."""
+    lengths = sorted(INTERVALS.values())
+    assert all(longer % shorter == 0 for i, shorter in enumerate(lengths) for longer in lengths[i:])

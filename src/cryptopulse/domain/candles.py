@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from cryptopulse.domain.instruments import INTERVALS
 from cryptopulse.domain.models import Candle, Trade
@@ -56,22 +56,6 @@ class _Bucket:
         self.volume += trade.size
         self.quote_volume += p * trade.size
         self.trades += 1
-
-    @classmethod
-    def copy_of(cls, other: _Bucket) -> _Bucket:
-        """A copy of `other` (the caller sets its start)."""
-        return cls(
-            other.start,
-            other.first_time,
-            other.last_time,
-            other.open,
-            other.high,
-            other.low,
-            other.close,
-            other.volume,
-            other.quote_volume,
-            other.trades,
-        )
 
     def absorb(self, later: _Bucket) -> None:
         """Merge a bucket all of whose trades are at or after this one's."""
@@ -143,10 +127,10 @@ class CandleAggregator:
         self.intervals = tuple(intervals)
         self._lengths = [INTERVALS[i] for i in self.intervals]
         n = len(self.intervals)
-        self._b = min(range(n), key=self._lengths.__getitem__)  # the base interval's index
+        # The base: the smallest interval, whose length divides every other's (true of any
+        # subset of INTERVALS; tests/domain/test_candles.py holds it).
+        self._b = min(range(n), key=self._lengths.__getitem__)
         self._base_length = self._lengths[self._b]
-        if any(length % self._base_length for length in self._lengths):
-            raise ValueError(f"intervals {self.intervals} are not multiples of the smallest")
         self._higher = tuple(k for k in range(n) if k != self._b)
         self._base: _Bucket | None = None
         # Per higher interval: its open bucket's trades that are not in the open base
@@ -230,12 +214,12 @@ class CandleAggregator:
                 self.late[self.intervals[k]] += 1
         self._late_for = tuple(late_for)
         self._base = _Bucket.from_trade(start, trade)
-        out = [c for c in closed if c is not None]
-        if updates:
-            out.extend(self.open_candles())
-            # Closed first, then updates, per interval (the order a bucket each gave).
-            order = {interval: k for k, interval in enumerate(self.intervals)}
-            out.sort(key=lambda c: (order[c.interval], not c.closed))
+        out = []
+        for k, candle in enumerate(closed):  # per interval: its close, then its update
+            if candle is not None:
+                out.append(candle)
+            if updates and (update := self._open_candle(k)) is not None:
+                out.append(update)
         return out
 
     def _add_late(self, trade: Trade, updates: bool) -> list[Candle]:
@@ -278,8 +262,7 @@ class CandleAggregator:
                 continue
             fold = self._fold[k]
             if fold is None:
-                fold = self._fold[k] = _Bucket.copy_of(base)
-                fold.start = base.start - base.start % self._lengths[k]
+                self._fold[k] = replace(base, start=base.start - base.start % self._lengths[k])
             else:  # every trade of the fold is older than the base bucket's
                 fold.absorb(base)
         self._base = None
