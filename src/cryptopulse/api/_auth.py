@@ -3,7 +3,7 @@
 A credential is `Authorization: Bearer <API key or JWT>` or `X-API-Key: <API key>`. The
 dependency answers 401 (no or bad credential), 403 (missing scope) or 429 (rate limit,
 quota, or too many failed authentications from one address), in that order, and leaves
-the rate-limit headers in the request scope for `SecurityHeadersMiddleware` to send.
+the rate decision in the request scope for `SecurityHeadersMiddleware` to send its headers.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from starlette.types import Scope
 from cryptopulse.api.errors import PROBLEM_JSON, Problem, ProblemError
 from cryptopulse.security import AuthError, Principal, QuotaExceeded
 from cryptopulse.security.access import AccessControl
+from cryptopulse.security.ratelimit import RateDecision
 from cryptopulse.security.scopes import SCOPE_DESCRIPTIONS
 
 __all__ = ["AUTH_RESPONSES", "authorize", "authorize_scope", "principal_of", "unauthorized"]
@@ -166,24 +167,56 @@ async def _admit(
     principal = access.verified(credential) if credential else None
     if principal is None:
         principal = await _unverified(access, scope, credential)
-    for name in scopes:
-        if not principal.has(name):
-            raise forbidden(name)
+    _check_scopes(principal, scopes)
     try:
         # In process, counted without an await (no I/O); on Redis, one round trip.
         decision = access.admit_now(principal)
         if decision is None:
             decision = await access.admit(principal)
     except QuotaExceeded as exc:
-        raise too_many(str(exc), {"Retry-After": str(exc.retry_after_s)}) from None
-    headers = decision.headers()
+        raise _over_quota(exc) from None
+    _keep(scope, principal, decision)
+    return principal
+
+
+def admitted_now(access: AccessControl, scope: Scope, scopes: Sequence[str]) -> RateDecision | None:
+    """`authorize_scope` without an await where it needs no I/O: a credential this worker
+    verified and still trusts, counted by the limiter in this process. The request's rate
+    decision, counted (ProblemError 403/429 as `authorize_scope`); None, with nothing
+    checked or counted, where `authorize_scope` must be awaited instead."""
+    credential = credential_in(scope)
+    principal = access.verified(credential) if credential else None
+    if principal is None or not access.limiter.local:
+        return None
+    _check_scopes(principal, scopes)
+    try:
+        decision = access.admit_now(principal)
+    except QuotaExceeded as exc:
+        raise _over_quota(exc) from None
+    assert decision is not None  # the limiter is local
+    _keep(scope, principal, decision)
+    return decision
+
+
+def _check_scopes(principal: Principal, scopes: Sequence[str]) -> None:
+    for name in scopes:
+        if not principal.has(name):
+            raise forbidden(name)
+
+
+def _over_quota(exc: QuotaExceeded) -> ProblemError:
+    return too_many(str(exc), {"Retry-After": str(exc.retry_after_s)})
+
+
+def _keep(scope: Scope, principal: Principal, decision: RateDecision) -> None:
+    """Refuse an over-limit request (429); leave the decision in the scope for the
+    rate-limit headers of the response."""
     if not decision.allowed:
         raise too_many(
             f"over the {principal.plan!r} plan's rate limit",
-            {k.decode(): v.decode() for k, v in headers},
+            {k.decode(): v.decode() for k, v in decision.headers()},
         )
-    scope.setdefault("state", {})["ratelimit_headers"] = headers
-    return principal
+    scope.setdefault("state", {})["ratelimit"] = decision
 
 
 _RATE_HEADERS: dict[str, Any] = {

@@ -7,12 +7,16 @@ One pass over the response start for the headers, on the hot path of every reque
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl
 
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cryptopulse.api.errors import PROBLEM_BASE, PROBLEM_JSON
+
+if TYPE_CHECKING:
+    from cryptopulse.security.ratelimit import RateDecision
 
 __all__ = ["CORS_EXPOSED", "SecurityHeadersMiddleware", "api_headers", "repeated_query_name"]
 
@@ -80,8 +84,9 @@ class SecurityHeadersMiddleware:
                 return
             if message["type"] == "http.response.start":
                 started = True
-                rate = scope.get("state", {}).get("ratelimit_headers")
-                message["headers"] = _with_headers(message.get("headers", ()), csp, rate)
+                message["headers"] = _with_headers(
+                    message.get("headers", ()), csp, rate_headers(scope)
+                )
             await send(message)
 
         try:
@@ -163,6 +168,12 @@ def _declared_too_large(scope: Scope, limit: int) -> bool:
     return False
 
 
+def rate_headers(scope: Scope) -> list[tuple[bytes, bytes]] | None:
+    """The rate-limit headers of the request's admission, if it was admitted."""
+    decision: RateDecision | None = scope.get("state", {}).get("ratelimit")
+    return None if decision is None else decision.headers()
+
+
 def api_headers(
     given: Iterable[tuple[bytes, bytes]], rate: list[tuple[bytes, bytes]] | None
 ) -> list[tuple[bytes, bytes]]:
@@ -186,3 +197,8 @@ def _with_headers(
     if rate and rate[0][0] not in names:
         headers.extend(rate)
     return headers
+
+
+# `api_headers(given, None)` after the given ones, as HTTP/1.1 header lines: the hottest
+# answers write them as they are (api/_hot.py; a test compares them with the pairs).
+API_LINES = b"".join(b"%s: %s\r\n" % pair for pair in api_headers((), None))

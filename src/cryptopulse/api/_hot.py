@@ -39,14 +39,15 @@ from typing import Any, get_args
 from starlette.requests import Request
 from starlette.types import Message, Receive, Scope, Send
 
-from cryptopulse.api._auth import authorize_scope
+from cryptopulse.api._auth import admitted_now, authorize_scope
 from cryptopulse.api._cache import market_bytes
-from cryptopulse.api._hardening import api_headers, repeated_query_name
+from cryptopulse.api._hardening import API_LINES, api_headers, rate_headers, repeated_query_name
 from cryptopulse.api.errors import error_response
 from cryptopulse.api.middleware import observe, request_id_of, with_context
 from cryptopulse.api.routers.market import MAX_CANDLES, SCOPE, Interval, newest_page
 from cryptopulse.domain.instruments import InvalidInstrument, parse_instrument
 from cryptopulse.runtime import Services
+from cryptopulse.security.ratelimit import RateDecision
 from cryptopulse.settings import Settings
 
 __all__ = ["HotPath", "newest_page_query"]
@@ -87,6 +88,12 @@ _CANDLES_ROUTE = _CANDLES + "{instrument}"
 _INTERVALS = frozenset(get_args(Interval))
 _LIMIT = re.compile(rb"[1-9][0-9]{0,3}")
 _JSON = (b"content-type", b"application/json")
+# A 200's header lines after uvicorn's defaults, in the order `_headers` gives them
+# (content length, type, `API_LINES`, the rate limit's, the request id and API version).
+_LINES = (
+    b"content-length: %d\r\ncontent-type: application/json\r\n%b%b"
+    b"x-request-id: %b\r\napi-version: 1\r\n"
+)
 _SCOPES = (SCOPE,)
 # Headers that send a request to the stack: a body to limit, a cross-origin caller.
 _BODY = frozenset({b"content-length", b"transfer-encoding"})
@@ -189,20 +196,22 @@ class HotPath:
         status = 500
         try:
             try:
-                await authorize_scope(self.app, scope, _SCOPES)
+                state = self.app.state
+                decision = admitted_now(state.services.access, scope, _SCOPES)
+                if decision is None:  # a credential to verify, or a limiter on Redis
+                    await authorize_scope(self.app, scope, _SCOPES)
+                    decision = scope["state"]["ratelimit"]
                 if isinstance(answer, bytes):
                     body = answer
                 else:
-                    state = self.app.state
                     body = await newest_page(state.services, state, name, *answer)
             except Exception as exc:
                 response = await error_response(Request(scope), exc)
                 status = response.status_code
                 await response(scope, receive, _adding_headers(scope, send, rid))
                 return
-            length = (b"content-length", b"%d" % len(body))
             status = 200
-            await _send_whole(send, _headers(scope, [length, _JSON], rid), body)
+            await _send_whole(send, scope, rid, decision, body)
         finally:
             observe("GET", template, status, time.perf_counter() - started)
 
@@ -212,11 +221,12 @@ def _headers(
 ) -> list[tuple[bytes, bytes]]:
     """`given` with what the stack's middleware adds: security and rate-limit headers,
     the request id and the API version."""
-    rate = scope.get("state", {}).get("ratelimit_headers")
-    return with_context(api_headers(given, rate), rid)
+    return with_context(api_headers(given, rate_headers(scope)), rid)
 
 
-async def _send_whole(send: Send, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
+async def _send_whole(
+    send: Send, scope: Scope, rid: bytes, decision: RateDecision, body: bytes
+) -> None:
     """A 200 with `headers` and `body`, written to the socket at once under uvicorn's
     httptools protocol (what `serve` runs).
 
@@ -226,27 +236,33 @@ async def _send_whole(send: Send, headers: list[tuple[bytes, bytes]], body: byte
     the request's cost under load (docs/benchmarks.md, "Stop 16"), and checking and
     lower-casing each of our 18 headers most of the rest ("Stop 17"). So under that
     protocol, without its access log (serve's default), `_write_raw` does what `send`
-    does for this answer in one write; with the access log, uvicorn's own `send` writes
-    into a buffer flushed once. Any other server, or a uvicorn whose cycle is not that
-    class, gets the two messages as they are.
+    does for this answer in one write, its header lines rendered in one piece
+    (`_LINES`); with the access log, uvicorn's own `send` writes into a buffer flushed
+    once. Any other server, or a uvicorn whose cycle is not that class, gets the two
+    messages as they are.
     """
     cycle = getattr(send, "__self__", None)
+    if _RAW and type(cycle) is _CYCLE and not cycle.access_log and not cycle.response_started:
+        lines = _LINES % (len(body), API_LINES, decision.header_lines(), rid)
+        await _write_raw(cycle, lines, body)
+        return
+    length = (b"content-length", b"%d" % len(body))
+    headers = with_context(api_headers([length, _JSON], decision.headers()), rid)
     if _CYCLE is None or type(cycle) is not _CYCLE:
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": body})
-    elif _RAW and not cycle.access_log and not cycle.response_started:
-        await _write_raw(cycle, headers, body)
     else:
         await _send_buffered(cycle, send, headers, body)
 
 
-async def _write_raw(cycle: Any, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
-    """uvicorn's httptools `send` of a 200 with `headers` and `body`, both messages, in
-    one socket write. The same bytes (tests/api/test_hot.py compares them) and the same
-    cycle state: flow control, a client gone, uvicorn's default headers, `connection:
-    close` and the close when the connection is not kept alive, the completion that
-    starts a pipelined request. What it leaves out is `send`'s check of each header name
-    and value: ours are constants, numbers, and a request id that is printable or ours."""
+async def _write_raw(cycle: Any, lines: bytes, body: bytes) -> None:
+    """uvicorn's httptools `send` of a 200 with our header `lines` and `body`, both
+    messages, in one socket write. The same bytes (tests/api/test_hot.py compares them)
+    and the same cycle state: flow control, a client gone, uvicorn's default headers,
+    `connection: close` and the close when the connection is not kept alive, the
+    completion that starts a pipelined request. What it leaves out is `send`'s check of
+    each header name and value: ours are constants, numbers, and a request id that is
+    printable or ours."""
     if cycle.flow.write_paused and not cycle.disconnected:
         await cycle.flow.drain()
     if cycle.disconnected:
@@ -255,7 +271,7 @@ async def _write_raw(cycle: Any, headers: list[tuple[bytes, bytes]], body: bytes
     cycle.waiting_for_100_continue = False
     parts = [_STATUS_200]
     parts.extend([b"%s: %s\r\n" % header for header in cycle.default_headers])
-    parts.extend([b"%s: %s\r\n" % header for header in headers])
+    parts.append(lines)
     keep_alive = cycle.keep_alive
     if not keep_alive:
         parts.append(b"connection: close\r\n")

@@ -20,9 +20,9 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
+import msgspec
 from limits import RateLimitItem, RateLimitItemPerSecond
 from limits.aio.storage import Storage
 from limits.aio.strategies import SlidingWindowCounterRateLimiter
@@ -68,8 +68,10 @@ def storage_url(url: str, timeout_s: float = 5.0) -> tuple[str, dict[str, Any]]:
 HEADER_FAMILIES: tuple[str, ...] = ("ietf", "draft", "x")
 
 
-@dataclass(frozen=True, slots=True)
-class RateDecision:
+class RateDecision(msgspec.Struct, frozen=True, gc=False):
+    """One request's outcome against its plan (a frozen `msgspec.Struct`: one per request,
+    built in a tenth of a frozen dataclass's time, and never tracked by the collector)."""
+
     allowed: bool
     limit: int
     remaining: int
@@ -82,25 +84,37 @@ class RateDecision:
         """IETF draft `RateLimit-Policy` / `RateLimit` (`ietf`), the older `RateLimit-*` trio
         (`draft`) and the de-facto `X-RateLimit-*` (`x`, reset as epoch seconds, as GitHub
         does), those of `families`; `Retry-After` when refused."""
-        remaining = str(self.remaining).encode()
-        reset = str(self.reset_s).encode()
-        limit = str(self.limit).encode()
         pairs = []
-        families = self.families
-        if "ietf" in families:
-            pairs.append((b"ratelimit-policy", self.policy.encode()))
-            pairs.append((b"ratelimit", b'"minute";r=%b;t=%b' % (remaining, reset)))
-        if "draft" in families:
-            pairs.append((b"ratelimit-limit", limit))
-            pairs.append((b"ratelimit-remaining", remaining))
-            pairs.append((b"ratelimit-reset", reset))
-        if "x" in families:
-            pairs.append((b"x-ratelimit-limit", limit))
-            pairs.append((b"x-ratelimit-remaining", remaining))
-            pairs.append((b"x-ratelimit-reset", str(int(time.time()) + self.reset_s).encode()))
-        if not self.allowed:
-            pairs.append((b"retry-after", str(max(1, self.retry_after_s)).encode()))
+        for line in self.header_lines().split(b"\r\n")[:-1]:
+            name, _, value = line.partition(b": ")
+            pairs.append((name, value))
         return pairs
+
+    def header_lines(self) -> bytes:
+        """`headers()` as HTTP/1.1 header lines, each ending in CRLF: what the hottest
+        answers write to the socket as they are (api/_hot.py), without a list of pairs."""
+        families = self.families
+        remaining, reset = self.remaining, self.reset_s
+        lines = b""
+        if "ietf" in families:
+            lines = b'ratelimit-policy: %b\r\nratelimit: "minute";r=%d;t=%d\r\n' % (
+                self.policy.encode(),
+                remaining,
+                reset,
+            )
+        if "draft" in families:
+            lines += (
+                b"ratelimit-limit: %d\r\nratelimit-remaining: %d\r\nratelimit-reset: %d\r\n"
+                % (self.limit, remaining, reset)
+            )
+        if "x" in families:
+            lines += (
+                b"x-ratelimit-limit: %d\r\nx-ratelimit-remaining: %d\r\nx-ratelimit-reset: %d\r\n"
+                % (self.limit, remaining, int(time.time()) + reset)
+            )
+        if not self.allowed:
+            lines += b"retry-after: %d\r\n" % max(1, self.retry_after_s)
+        return lines
 
 
 class LocalWindows:
