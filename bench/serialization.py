@@ -4,10 +4,10 @@
 
 The candles are real (the first ones of ../shared/data/candles/ETH-BTC-5m.csv.gz).
 
-- **ours, bus frame (1 candle)**: ``orjson.dumps(Candle)``, what the pipeline publishes for
-  every candle update;
-- **ours, REST page**: what ``GET /v1/candles/{i}`` builds, a dict per candle in the page
-  body, then ``orjson.dumps`` (api/routers/market.py);
+- **ours, bus frame (1 candle)**: the pipeline's encoder of a ``Candle`` record (a frozen
+  ``msgspec.Struct`` since stop 18), what it publishes for every candle update;
+- **ours, REST page**: what ``GET /v1/candles/{i}`` builds from the store's candles
+  (``candle_page_bytes`` in api/routers/market.py: a Struct per candle, msgspec-encoded);
 - **msgspec Struct encode** (the ceiling): the same fields as a ``msgspec.Struct``, encoded
   by a reused ``msgspec.json.Encoder``;
 - **pydantic** (the typical peer): ``json.dumps(CandlePage(...).model_dump())``, a response
@@ -26,13 +26,13 @@ import statistics
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
 
 import msgspec
-import orjson
 
+from cryptopulse.api.routers.market import candle_page_bytes
 from cryptopulse.api.schemas import CandleOut, CandlePage
 from cryptopulse.domain.models import Candle
+from cryptopulse.pipeline import record_json
 
 CANDLES = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "candles"
 
@@ -73,30 +73,6 @@ def load_candles(count: int) -> list[Candle]:
     return out
 
 
-def _page_body(candles: Sequence[Candle]) -> dict[str, Any]:
-    data = [
-        {
-            "open_time": c.open_time,
-            "open": c.open,
-            "high": c.high,
-            "low": c.low,
-            "close": c.close,
-            "volume": c.volume,
-            "quote_volume": c.quote_volume,
-            "trades": c.trades,
-            "closed": c.closed,
-        }
-        for c in candles
-    ]
-    return {
-        "instrument": "binance:ETH-BTC",
-        "interval": "5m",
-        "source": "replay",
-        "data": data,
-        "next_cursor": None,
-    }
-
-
 def contenders(candles: Sequence[Candle]) -> dict[str, Callable[[], bytes]]:
     """The four ways to put `candles` on the wire, each a no-argument callable."""
     encode = msgspec.json.Encoder().encode
@@ -105,10 +81,12 @@ def contenders(candles: Sequence[Candle]) -> dict[str, Callable[[], bytes]]:
         for c in candles
     ]
 
+    rows = list(candles)
+
     def ours() -> bytes:
-        if len(candles) == 1:
-            return orjson.dumps(candles[0])
-        return orjson.dumps(_page_body(candles))
+        if len(rows) == 1:
+            return record_json(rows[0])
+        return candle_page_bytes("binance:ETH-BTC", "5m", "replay", rows, None)
 
     def ceiling() -> bytes:
         data = [CandleStruct(*f) for f in fields]

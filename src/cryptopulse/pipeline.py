@@ -14,13 +14,12 @@ publishes its 12 open candles (the importer and tests that count frames).
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-import orjson
+import msgspec
 
 from cryptopulse.bus.base import Bus
 from cryptopulse.bus.memory import MemoryBus
@@ -52,7 +51,8 @@ class PipelineStats:
     candles_closed: int = 0
 
 
-_dumps = orjson.dumps
+# The records' JSON (msgspec.json: a Struct in a third of orjson's time for a dataclass).
+record_json = msgspec.json.Encoder().encode
 
 
 @dataclass(slots=True)
@@ -191,8 +191,8 @@ class Pipeline:
                 trade.time,
                 trade.received,
             )
-        # What dataclasses.replace(previous, last=, time=, received=) gives, without its
-        # per-call field introspection.
+        # What msgspec.structs.replace(previous, last=, time=, received=) gives, without
+        # its keyword arguments.
         return Ticker(
             previous.instrument,
             previous.bid,
@@ -210,7 +210,7 @@ class Pipeline:
         self.stats.tickers += 1
         previous = self.state.tickers.get(ticker.instrument)
         if ticker.last is None and previous is not None and previous.last is not None:
-            ticker = dataclasses.replace(ticker, last=previous.last)
+            ticker = msgspec.structs.replace(ticker, last=previous.last)
         await self._emit_ticker(ticker)
 
     async def _emit_ticker(self, ticker: Ticker) -> None:
@@ -231,9 +231,9 @@ class Pipeline:
     ) -> Awaitable[object] | None:
         """Publish; returns the awaitable to wait on, or None when it is done already."""
         if self._publish_now is not None:
-            self._publish_now(channel, _dumps(record), time)
+            self._publish_now(channel, record_json(record), time)
             return None
-        return self.bus.publish(channel, _dumps(record), time)
+        return self.bus.publish(channel, record_json(record), time)
 
     async def _emit_candles(self, candles: list[Candle]) -> None:
         for candle in candles:

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from msgspec.structs import replace
 
 from cryptopulse.domain.candles import CandleAggregator, aggregate_trades, merge_candles
 from cryptopulse.domain.instruments import INTERVALS

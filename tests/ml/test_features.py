@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import dataclasses
 import math
 
+import msgspec
 import numpy as np
 
 from cryptopulse.domain.models import Candle
@@ -18,7 +18,7 @@ def test_changing_the_future_does_not_change_past_features() -> None:
     cut = 500
     # Shift every later candle: prices x1.7 and a crash, volumes x10.
     future = [
-        dataclasses.replace(c, open=c.open * 1.7, high=c.high * 2.5, low=c.low * 0.5,
+        msgspec.structs.replace(c, open=c.open * 1.7, high=c.high * 2.5, low=c.low * 0.5,
                             close=c.close * (0.3 if i % 2 else 1.9), volume=c.volume * 10)
         for i, c in enumerate(candles[cut:])
     ]  # fmt: skip
@@ -51,7 +51,7 @@ def test_warm_up_then_every_row_is_finite() -> None:
 
 def test_features_do_not_depend_on_the_price_level() -> None:
     candles = walk_candles(300)
-    scaled = [dataclasses.replace(c, open=c.open * 1000, high=c.high * 1000, low=c.low * 1000,
+    scaled = [msgspec.structs.replace(c, open=c.open * 1000, high=c.high * 1000, low=c.low * 1000,
                                   close=c.close * 1000) for c in candles]  # fmt: skip
     a, b = feature_matrix(candles).rows, feature_matrix(scaled).rows
     np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
@@ -64,7 +64,7 @@ def test_an_old_or_repeated_candle_is_ignored() -> None:
         state.update(c)
     before = state.values
     assert before is not None
-    stale: Candle = dataclasses.replace(candles[-2], close=candles[-2].close * 3)
+    stale: Candle = msgspec.structs.replace(candles[-2], close=candles[-2].close * 3)
     assert state.update(stale) == before
     assert state.update(candles[-1]) == before
     assert all(math.isfinite(v) for v in before)

@@ -11,6 +11,7 @@ import base64
 import binascii
 from typing import Annotated, Any, Literal
 
+import msgspec
 import orjson
 from fastapi import APIRouter, Path, Query
 from starlette.requests import Request
@@ -247,28 +248,56 @@ async def _candle_page(
             if descending
             else _encode_cursor("a", rows[-1].open_time)
         )
-    body = {
-        "instrument": name,
-        "interval": interval,
-        "source": source,
-        "data": [_candle_body(c) for c in rows],
-        "next_cursor": next_cursor,
-    }
-    return orjson.dumps(body)
+    return candle_page_bytes(name, interval, source, rows, next_cursor)
 
 
-def _candle_body(c: Candle) -> dict[str, Any]:
-    return {
-        "open_time": c.open_time,
-        "open": c.open,
-        "high": c.high,
-        "low": c.low,
-        "close": c.close,
-        "volume": c.volume,
-        "quote_volume": c.quote_volume,
-        "trades": c.trades,
-        "closed": c.closed,
-    }
+class _CandleRow(msgspec.Struct, gc=False):
+    """A page's candle: `CandleOut`'s fields, in its order."""
+
+    open_time: int
+    open: float
+    high: float
+    low: float
+    close: float
+    volume: float
+    quote_volume: float
+    trades: int
+    closed: bool
+
+
+class _CandlePageBody(msgspec.Struct):
+    """`CandlePage`'s fields, in its order."""
+
+    instrument: str
+    interval: str
+    source: str | None
+    data: list[_CandleRow]
+    next_cursor: str | None
+
+
+_encode = msgspec.json.Encoder().encode
+
+
+def candle_page_bytes(
+    name: str, interval: str, source: str | None, rows: list[Candle], next_cursor: str | None
+) -> bytes:
+    """A `CandlePage` body, encoded by msgspec from Structs (1.3× faster than a dict per
+    candle through orjson: docs/benchmarks.md, "Serialization")."""
+    data = [
+        _CandleRow(
+            c.open_time,
+            c.open,
+            c.high,
+            c.low,
+            c.close,
+            c.volume,
+            c.quote_volume,
+            c.trades,
+            c.closed,
+        )
+        for c in rows
+    ]
+    return _encode(_CandlePageBody(name, interval, source, data, next_cursor))
 
 
 @router.get("/trades/{instrument}", response_model=TradePage, summary="Recent trades")
