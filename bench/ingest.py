@@ -8,8 +8,12 @@ Contenders, each over the same list of frames (bench/_captures.py: ~119 trades a
 
 - **pipeline**: ``parse_message`` of the venue, then ``Pipeline.on_trade`` per trade,
   every trade publishing its 12 open candles (``candle_update_ms=0``);
-- **pipeline (candles every 250 ms)**: the same with the service's default conflation of
-  open candles (published every 250 ms of wall time);
+- **pipeline (candles every 250 ms)**: the same with the conflation of open candles the
+  service has by default since stop 13 (published every 250 ms of wall time), a ticker
+  per trade;
+- **pipeline (service defaults: + tickers every 100 ms)**: also the ticker throttle the
+  service has by default since stop 18 (a ticker channel publishes at most every 100 ms
+  of wall time; at replay speed nearly every ticker waits, as on a busy live channel);
 - **parsers only**: our parsers, no pipeline (where the time goes);
 - **orjson / msgspec decode-only**: ``orjson.loads`` / ``msgspec.json.decode`` of each
   frame, nothing else: the ceiling for anything that has to read the bytes;
@@ -49,26 +53,41 @@ def _parsers() -> dict[str, Parse]:
     }
 
 
-def run_pipeline(frames: Sequence[Frame], candle_update_ms: int = 0) -> int:
+def run_pipeline(
+    frames: Sequence[Frame], candle_update_ms: int = 0, ticker_update_ms: int = 0
+) -> int:
     """Parse every frame and feed its trades to a fresh pipeline; returns the trade count.
-    With `candle_update_ms`, open candles are conflated as the service does: published
-    every `candle_update_ms` of wall time (checked between frames, as a timer would fire)."""
-    pipeline = Pipeline(MemoryBus(history=1000), MarketState(), candle_update_ms=candle_update_ms)
+    With `candle_update_ms` (`ticker_update_ms`), open candles (tickers) are conflated as
+    the service does: published every that many ms of wall time (checked between frames,
+    as a timer would fire)."""
+    pipeline = Pipeline(
+        MemoryBus(history=1000),
+        MarketState(),
+        candle_update_ms=candle_update_ms,
+        ticker_update_ms=ticker_update_ms,
+    )
     parsers = _parsers()
     period = candle_update_ms / 1000
+    ticker_period = ticker_update_ms / 1000
 
     async def go() -> None:
         on_trade = pipeline.on_trade
         clock = time.perf_counter
         due = clock() + period
+        tickers_due = clock() + ticker_period
         for frame in frames:
             for event in parsers[frame.exchange](frame.raw, frame.received_ms):
                 await on_trade(event)  # type: ignore[arg-type]  # trade frames only
             if period and clock() >= due:
                 await pipeline.publish_updates()
                 due = clock() + period
+            if ticker_period and clock() >= tickers_due:
+                await pipeline.publish_tickers()
+                tickers_due = clock() + ticker_period
         if period:
             await pipeline.publish_updates()
+        if ticker_period:
+            await pipeline.publish_tickers()
 
     asyncio.run(go())
     return pipeline.stats.trades
@@ -76,6 +95,10 @@ def run_pipeline(frames: Sequence[Frame], candle_update_ms: int = 0) -> int:
 
 def run_pipeline_conflated(frames: Sequence[Frame]) -> int:
     return run_pipeline(frames, 250)
+
+
+def run_pipeline_defaults(frames: Sequence[Frame]) -> int:
+    return run_pipeline(frames, 250, 100)
 
 
 def run_parsers(frames: Sequence[Frame]) -> int:
@@ -111,6 +134,7 @@ def run_cryptofeed(frames: Sequence[Frame]) -> int:
 CONTENDERS: dict[str, Callable[[Sequence[Frame]], int]] = {
     "pipeline": run_pipeline,
     "pipeline (candles every 250 ms)": run_pipeline_conflated,
+    "pipeline (service defaults: + tickers every 100 ms)": run_pipeline_defaults,
     "parsers only": run_parsers,
     "orjson decode-only": run_orjson,
     "msgspec decode-only": run_msgspec,

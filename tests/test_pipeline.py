@@ -1,4 +1,5 @@
-"""The pipeline's open-candle conflation (`candle_update_ms`), on a real memory bus."""
+"""The pipeline's open-candle conflation (`candle_update_ms`) and ticker throttle
+(`ticker_update_ms`), on a real memory bus."""
 
 from __future__ import annotations
 
@@ -192,3 +193,74 @@ async def test_a_burst_of_trades_takes_turns_with_the_loop() -> None:
     assert len(set(progress)) >= 3, seen_during[:20]  # it ran between slices of the burst
     # ...yet the burst kept going in slices, not a yield per trade.
     assert len(seen_during) < burst / 10, len(seen_during)
+
+
+def lasts(collector: Collector) -> list[object]:
+    return [orjson.loads(m.data)["last"] for m in collector.messages]
+
+
+async def test_a_busy_ticker_channel_publishes_once_per_period_the_newest() -> None:
+    bus = MemoryBus()
+    pipeline = Pipeline(bus, MarketState(), ticker_update_ms=60_000)  # no period ends here
+    prices: list[float] = []
+    pipeline.price_hooks.append(lambda instrument, price, time: prices.append(price))
+    venue, pair = await watch(bus, f"ticker:{VENUE}"), await watch(bus, "ticker:BTC-USD")
+    trades = await watch(bus, f"trades:{VENUE}")
+    for n in range(50):
+        await pipeline.on_trade(trade(n, 100.0 + n, T0 + n))
+    # The first ticker of each channel at once, the others wait; trades are never held.
+    assert lasts(venue) == [100.0] and lasts(pair) == [100.0]
+    assert len(trades.messages) == 50
+    # The market state and the price hooks see every ticker (venue and composite).
+    assert pipeline.state.tickers[VENUE].last == 149.0
+    assert pipeline.state.tickers["BTC-USD"].last == 149.0
+    assert len(prices) == 100 and prices[-2:] == [149.0, 149.0]
+    await pipeline.publish_tickers()  # the period's end: the newest waiting, once
+    assert lasts(venue) == [100.0, 149.0] and lasts(pair) == [100.0, 149.0]
+    await pipeline.publish_tickers()  # nothing waits
+    assert len(venue.messages) == 2
+    await pipeline.on_trade(trade(50, 90.0, T0 + 50))  # within the new period: waits
+    assert len(venue.messages) == 2
+    await pipeline.publish_tickers()
+    assert lasts(venue)[-1] == 90.0
+    seqs = [m.seq for m in venue.messages]
+    assert seqs == sorted(seqs) == list(range(1, 4))
+
+
+async def test_a_ticker_after_a_quiet_spell_goes_out_at_once_and_none_older_after_it() -> None:
+    bus = MemoryBus()
+    pipeline = Pipeline(bus, MarketState(), ticker_update_ms=30)
+    venue = await watch(bus, f"ticker:{VENUE}")
+    await pipeline.on_trade(trade(1, 100.0, T0))  # published
+    await pipeline.on_trade(trade(2, 101.0, T0 + 1))  # waits
+    await asyncio.sleep(0.05)  # the period ends with no timer running
+    await pipeline.on_trade(trade(3, 102.0, T0 + 2))  # quiet spell over: at once
+    assert lasts(venue) == [100.0, 102.0]
+    await pipeline.publish_tickers()  # 101 was older than what went out: never sent
+    assert lasts(venue) == [100.0, 102.0]
+
+
+async def test_the_timer_publishes_waiting_tickers() -> None:
+    bus = MemoryBus()
+    pipeline = Pipeline(bus, MarketState(), ticker_update_ms=20)
+    venue = await watch(bus, f"ticker:{VENUE}")
+    task = asyncio.create_task(pipeline.run_updates())
+    try:
+        await pipeline.on_trade(trade(1, 100.0, T0))
+        await pipeline.on_trade(trade(2, 99.0, T0 + 1))  # waits for the timer
+        assert lasts(venue) == [100.0]
+        async with asyncio.timeout(2):
+            while len(venue.messages) < 2:
+                await asyncio.sleep(0.005)
+    finally:
+        task.cancel()
+    assert lasts(venue) == [100.0, 99.0]
+
+
+async def test_without_a_period_every_ticker_is_published() -> None:
+    bus = MemoryBus()
+    pipeline = Pipeline(bus, MarketState())
+    venue = await watch(bus, f"ticker:{VENUE}")
+    for n in range(5):
+        await pipeline.on_trade(trade(n, 100.0 + n, T0 + n))
+    assert lasts(venue) == [100.0, 101.0, 102.0, 103.0, 104.0]

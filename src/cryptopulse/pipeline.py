@@ -9,6 +9,13 @@ a trade updates its buckets and marks the aggregator changed; `publish_updates`,
 timer, publishes each changed aggregator's open candles once, as they stand. A candle's
 close is published at once, before any update of the next bucket. With 0, every trade
 publishes its 12 open candles (the importer and tests that count frames).
+
+Tickers are throttled per channel when `ticker_update_ms` > 0 (the service's default,
+100 ms): a ticker is published at once unless its channel published one less than
+`ticker_update_ms` ago; then it waits, the newest replacing any older one waiting, and
+`publish_tickers`, on a timer of the same period, publishes what waits. A change after a
+quiet spell goes out at once, a busy channel carries one ticker per period, and no ticker
+waits longer than a period. The market state and the price hooks see every ticker.
 """
 
 from __future__ import annotations
@@ -77,6 +84,7 @@ class Pipeline:
         composite_stale_ms: int = 60_000,
         fold_stablecoins: bool = False,
         candle_update_ms: int = 0,
+        ticker_update_ms: int = 0,
     ) -> None:
         self.bus = bus
         self.state = state
@@ -90,6 +98,12 @@ class Pipeline:
         self.candle_update_ms = candle_update_ms
         # Aggregators whose open candles changed since `publish_updates` (an ordered set).
         self._changed: dict[CandleAggregator, None] = {}
+        self.ticker_update_ms = ticker_update_ms
+        self._ticker_period = ticker_update_ms / 1000
+        # Ticker channel -> until when (perf_counter) a new ticker waits instead; and the
+        # newest ticker waiting per channel, in the order they started waiting.
+        self._ticker_quiet: dict[str, float] = {}
+        self._tickers_due: dict[str, Ticker] = {}
         # The memory bus publishes without awaiting anything: calling it directly saves a
         # coroutine per message (~15 per trade).
         self._publish_now = bus.publish_nowait if isinstance(bus, MemoryBus) else None
@@ -219,12 +233,32 @@ class Pipeline:
             await pending
 
     def _set_ticker(self, ticker: Ticker, channel: str) -> Awaitable[object] | None:
-        """Keep, hand to the price hooks and publish; the publish to await, if any."""
+        """Keep, hand to the price hooks and publish, or leave to `publish_tickers` if the
+        channel published less than a period ago; the publish to await, if any."""
         self.state.tickers[ticker.instrument] = ticker
         if ticker.last is not None:
             for price_hook in self.price_hooks:
                 price_hook(ticker.instrument, ticker.last, ticker.time)
+        if self._ticker_period:
+            now = _clock()
+            if now < self._ticker_quiet.get(channel, 0.0):
+                self._tickers_due[channel] = ticker
+                return None
+            self._ticker_quiet[channel] = now + self._ticker_period
+            if self._tickers_due:
+                # One waiting since before the quiet spell ended is older: never after this.
+                self._tickers_due.pop(channel, None)
         return self._publish(channel, ticker, ticker.time)
+
+    async def publish_tickers(self) -> None:
+        """Publish the newest waiting ticker of each throttled channel (`_set_ticker`)."""
+        due, self._tickers_due = self._tickers_due, {}
+        until = _clock() + self._ticker_period
+        for channel, ticker in due.items():
+            self._ticker_quiet[channel] = until
+            pending = self._publish(channel, ticker, ticker.time)
+            if pending is not None:
+                await pending
 
     def _publish(
         self, channel: str, record: Trade | Ticker | Candle, time: int
@@ -263,16 +297,14 @@ class Pipeline:
                 await asyncio.sleep(0)
 
     async def run_updates(self) -> None:
-        """`publish_updates` every `candle_update_ms` until cancelled (a no-op at 0)."""
-        if self.candle_update_ms <= 0:
-            return
-        period = self.candle_update_ms / 1000
-        while True:
-            await asyncio.sleep(period)
-            try:
-                await self.publish_updates()
-            except Exception:  # a failing publish must not stop the updates
-                log.exception("publishing candle updates failed; continuing")
+        """`publish_updates` every `candle_update_ms` and `publish_tickers` every
+        `ticker_update_ms` until cancelled (each a no-op at 0)."""
+        loops = []
+        if self.candle_update_ms > 0:
+            loops.append(_every(self.candle_update_ms, self.publish_updates, "candle updates"))
+        if self.ticker_update_ms > 0:
+            loops.append(_every(self.ticker_update_ms, self.publish_tickers, "tickers"))
+        await asyncio.gather(*loops)
 
     async def close_due(self, now_ms: int) -> None:
         """Close candles whose interval has ended (called on a timer with a grace delay)."""
@@ -290,3 +322,13 @@ class Pipeline:
     @property
     def late(self) -> int:
         return sum(sum(a.late.values()) for a in self._venue_candles.values())
+
+
+async def _every(period_ms: int, publish: Callable[[], Awaitable[None]], what: str) -> None:
+    period = period_ms / 1000
+    while True:
+        await asyncio.sleep(period)
+        try:
+            await publish()
+        except Exception:  # a failing publish must not stop the updates
+            log.exception("publishing %s failed; continuing", what)

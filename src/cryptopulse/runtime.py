@@ -97,6 +97,7 @@ class Services:
             composite_stale_ms=settings.composite_stale_ms,
             fold_stablecoins=settings.fold_stablecoins,
             candle_update_ms=settings.candle_update_ms,
+            ticker_update_ms=settings.ticker_update_ms,
         )
         analytics = None
         if settings.analytics_enabled:

@@ -121,6 +121,9 @@ class Settings(BaseSettings):
     composite_stale_ms: int = 60_000
     # Open candles are published at most once per this many ms per channel (0: every trade).
     candle_update_ms: int = Field(250, ge=0, le=60_000)
+    # A ticker channel publishes at most once per this many ms; a ticker after a quiet
+    # spell goes out at once, one during the period waits for its end (0: every ticker).
+    ticker_update_ms: int = Field(100, ge=0, le=60_000)
     fold_stablecoins: bool = False
     store_flush_interval_s: float = 0.25
     store_batch_size: int = 2000

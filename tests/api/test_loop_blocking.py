@@ -3,7 +3,7 @@
 The real app under uvicorn on 127.0.0.1, in this test's event loop, with trades flowing
 through the pipeline into the store writer and the bus, while clients poll
 `GET /v1/tickers/{i}` and `/v1/candles/{i}` (the fast routes, and the declared routes
-with `start`) and a WebSocket client follows the ticker and candle channels. Two checks,
+with `start`) and a WebSocket client follows the trade, ticker and candle channels. Two checks,
 chosen to hold on a loaded 2-CPU machine:
 
 - asyncio's own debug mode (`loop.set_debug(True)`) with `slow_callback_duration` 0.5 s:
@@ -114,11 +114,12 @@ async def drive(base: str, ws_url: str, key: str, services: Services) -> int:
 
 
 async def follow(ws_url: str, key: str, frames: int) -> int:
-    """Subscribe to the ticker and 1m candles and read until `frames` data frames came."""
+    """Subscribe to the trades, the ticker and 1m candles and read until `frames` data
+    frames came (tickers and open candles are throttled: most frames are trades)."""
     seen = 0
     headers = {"Authorization": f"Bearer {key}"}
     async with connect(ws_url, additional_headers=headers, open_timeout=5) as ws:
-        channels = [f"ticker:{INSTRUMENT}", f"candles:{INSTRUMENT}:1m"]
+        channels = [f"trades:{INSTRUMENT}", f"ticker:{INSTRUMENT}", f"candles:{INSTRUMENT}:1m"]
         await ws.send(orjson.dumps({"op": "subscribe", "id": 1, "channels": channels}))
         async with asyncio.timeout(30):
             while seen < frames:
