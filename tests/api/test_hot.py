@@ -212,6 +212,36 @@ async def test_a_page_in_use_is_rebuilt_ahead_of_its_age_bound(app: FastAPI) -> 
     assert done_without_io(cache.page(key, "replay", build)) == b"page 1"
 
 
+async def test_a_fresh_page_is_answered_without_an_await_until_its_refresh(
+    app: FastAPI,
+) -> None:
+    """`fresh_page` (what the hot path answers from at once) is the page `page` would
+    answer with and start nothing for; else None, and the request goes through `page`."""
+    services = services_of(app)
+    cache = _cache.market_bytes(app.state, services)
+    key = ("coinbase:BTC-USD", "1m", 5)
+    builds: list[bytes] = []
+
+    async def build() -> bytes:
+        builds.append(b"page %d" % len(builds))
+        return builds[-1]
+
+    assert cache.fresh_page(key, "replay") is None  # nothing cached yet
+    assert await cache.page(key, "replay", build) == b"page 0"
+    assert cache.fresh_page(key, "replay") == b"page 0"
+    assert cache.fresh_page(key, "sim") is None  # the instrument's source changed
+    assert cache.fresh_page(("coinbase:BTC-USD", "1m", 6), "replay") is None
+    await asyncio.sleep(_cache.PAGE_MAX_AGE_S * 0.6)
+    assert cache.fresh_page(key, "replay") is None  # due for its refresh ahead
+    assert done_without_io(cache.page(key, "replay", build)) == b"page 0"  # starts it
+    await asyncio.sleep(0.05)
+    assert cache.fresh_page(key, "replay") == b"page 1"
+    await services.pipeline.on_trade(trade(7, 107.0, minute=5))
+    await settle(services)  # the page's own series was written: not current any more
+    assert cache.fresh_page(key, "replay") is None
+    assert builds == [b"page 0", b"page 1"]
+
+
 def count_reads(services: Services) -> list[int]:
     """A counter of the store's candle reads from now on."""
     store = services.store

@@ -87,6 +87,16 @@ class MarketBytes:
         self._tickers[instrument] = (ticker, source, body)  # bounded by the instruments
         return body
 
+    def fresh_page(self, key: PageKey, source: str | None) -> bytes | None:
+        """The newest page `key` when `page` would answer with its cached bytes and start
+        nothing (current, and young enough not to be refreshed ahead); else None."""
+        page = self._pages.get(key)
+        if page is None or page.source != source:
+            return None
+        if page.stamp != self.services.writer.written_stamp(key[0], key[1]):
+            return None
+        return page.body if time.monotonic() - page.born < PAGE_MAX_AGE_S / 2 else None
+
     async def page(
         self, key: PageKey, source: str | None, build: Callable[[], Awaitable[bytes]]
     ) -> bytes:

@@ -98,7 +98,8 @@ _SCOPES = (SCOPE,)
 # Headers that send a request to the stack: a body to limit, a cross-origin caller.
 _BODY = frozenset({b"content-length", b"transfer-encoding"})
 
-# (route template, instrument, the ticker's bytes or a candle page's (interval, limit))
+# (route template, instrument, the bytes of the ticker or of a fresh cached candle page,
+# or a candle page's (interval, limit) to get through `newest_page`)
 Matched = tuple[str, str, bytes | tuple[str, int]]
 
 
@@ -166,13 +167,17 @@ class HotPath:
         for header, _ in scope["headers"]:
             if header in _BODY or (self._cors and header == b"origin"):
                 return None
+        # The bytes as of the match: the request is answered with the ticker (the cached
+        # page) of the moment it was routed, as the declared route's resolution would.
+        cache = market_bytes(self.app.state, services)
         if template is _TICKER_ROUTE:
-            # The bytes as of the match: the request is answered with the ticker of the
-            # moment it was routed, as the declared route's resolution would.
-            cache = market_bytes(self.app.state, services)
             answer: bytes | tuple[str, int] | None = cache.ticker(name)
         else:
             answer = newest_page_query(query)
+            if answer is not None:  # a fresh page answers without an await, as a ticker
+                source = services.market.source_of(name) or None  # as market._source
+                page = cache.fresh_page((name, *answer), source)
+                answer = answer if page is None else page
         return None if answer is None else (template, name, answer)
 
     def _known(self, services: Services, name: str) -> bool:
@@ -188,8 +193,8 @@ class HotPath:
         name: str,
         answer: bytes | tuple[str, int],
     ) -> None:
-        """Answer a request `match` accepted, as the stack would: `answer` is the ticker's
-        bytes or a candle page's (interval, limit)."""
+        """Answer a request `match` accepted, as the stack would: `answer` is the bytes to
+        answer with (a ticker, a fresh cached page) or a candle page's (interval, limit)."""
         self.answered += 1
         rid = request_id_of(scope)
         started = time.perf_counter()
