@@ -324,6 +324,24 @@ async def test_revoked_key_is_refused_at_once_in_this_process(tmp_path: Path) ->
             ).status_code == 200
 
 
+async def test_the_lifespan_binds_the_services_to_the_hot_path(tmp_path: Path) -> None:
+    """The hot path answers with the services of the running lifespan only: bound when the
+    lifespan sets `app.state.services`, unbound when it ends (the stack answers then), and
+    bound again to the new services of a second lifespan."""
+    settings = make_settings(tmp_path)
+    scope = {"type": "http", "method": "GET", "path": TICKER, "headers": [], "query_string": b""}
+    async with running(settings) as app:
+        hot: HotPath = app.hot  # type: ignore[attr-defined]
+        first = services_of(app)
+        assert hot.services is first
+        await feed(app, [trade(1, 100.0)])
+        assert hot.match(scope) is not None
+    assert hot.services is None and hot.match(scope) is None
+    async with app.router.lifespan_context(app):  # the same app started again
+        assert hot.services is services_of(app) is not first
+        assert _cache.market_bytes(app.state, services_of(app)) is hot._cache
+
+
 async def with_and_without_hot(
     app: FastAPI, client: httpx.AsyncClient, path: str, **kwargs: Any
 ) -> tuple[httpx.Response, httpx.Response]:

@@ -40,7 +40,7 @@ from starlette.requests import Request
 from starlette.types import Message, Receive, Scope, Send
 
 from cryptopulse.api._auth import admitted_now, authorize_scope
-from cryptopulse.api._cache import market_bytes
+from cryptopulse.api._cache import MarketBytes, market_bytes
 from cryptopulse.api._hardening import API_LINES, api_headers, rate_headers, repeated_query_name
 from cryptopulse.api.errors import error_response
 from cryptopulse.api.middleware import observe, request_id_of, with_context
@@ -142,6 +142,16 @@ class HotPath:
         self._cors = bool(settings.cors_origins)
         self.enabled = not settings.otel_enabled
         self.answered = 0  # requests answered here (the tests count them)
+        # The running services and their response caches, bound by the app's lifespan
+        # when it sets `app.state.services` (a plain attribute: each read of the app's
+        # Starlette `State` goes through its `__getattr__`, ~0.5 µs).
+        self.services: Services | None = None
+        self._cache: MarketBytes | None = None
+
+    def bind(self, services: Services | None) -> None:
+        """Answer with `services` from now on (None: send everything to the stack)."""
+        self.services = services
+        self._cache = None if services is None else market_bytes(self.app.state, services)
 
     def match(self, scope: Scope) -> Matched | None:
         """(route template, instrument, what to answer) for a request this path answers,
@@ -158,8 +168,10 @@ class HotPath:
             template, name = _CANDLES_ROUTE, path[len(_CANDLES) :]
         else:
             return None
-        services: Services | None = getattr(self.app.state, "services", None)
-        if services is None or not name or "/" in name or not self._known(services, name):
+        services, cache = self.services, self._cache
+        if services is None or cache is None or not name or "/" in name:
+            return None
+        if not self._known(services, name):
             return None
         query: bytes = scope.get("query_string", b"")
         if b"&" in query and repeated_query_name(query) is not None:
@@ -169,7 +181,6 @@ class HotPath:
                 return None
         # The bytes as of the match: the request is answered with the ticker (the cached
         # page) of the moment it was routed, as the declared route's resolution would.
-        cache = market_bytes(self.app.state, services)
         if template is _TICKER_ROUTE:
             answer: bytes | tuple[str, int] | None = cache.ticker(name)
         else:
@@ -201,15 +212,16 @@ class HotPath:
         status = 500
         try:
             try:
-                state = self.app.state
-                decision = admitted_now(state.services.access, scope, _SCOPES)
+                services = self.services
+                assert services is not None  # `match` saw it bound
+                decision = admitted_now(services.access, scope, _SCOPES)
                 if decision is None:  # a credential to verify, or a limiter on Redis
                     await authorize_scope(self.app, scope, _SCOPES)
                     decision = scope["state"]["ratelimit"]
                 if isinstance(answer, bytes):
                     body = answer
                 else:
-                    body = await newest_page(state.services, state, name, *answer)
+                    body = await newest_page(services, self.app.state, name, *answer)
             except Exception as exc:
                 response = await error_response(Request(scope), exc)
                 status = response.status_code

@@ -89,11 +89,16 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         services = factory(settings)
         app.state.services = services
+        hot: HotPath | None = getattr(app, "hot", None)
+        if hot is not None:
+            hot.bind(services)
         await services.start(migrate=migrate)
         try:
             async with mcp_endpoint.run():  # the MCP transport's task group
                 yield
         finally:
+            if hot is not None:
+                hot.bind(None)
             await services.stop()
 
     app = CryptopulseApp(
