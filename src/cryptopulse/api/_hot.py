@@ -263,8 +263,7 @@ async def _send_whole(
         lines = _LINES % (len(body), API_LINES, decision.header_lines(), rid)
         await _write_raw(cycle, lines, body)
         return
-    length = (b"content-length", b"%d" % len(body))
-    headers = with_context(api_headers([length, _JSON], decision.headers()), rid)
+    headers = _headers(scope, [(b"content-length", b"%d" % len(body)), _JSON], rid)
     if _CYCLE is None or type(cycle) is not _CYCLE:
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": body})
