@@ -110,6 +110,9 @@ class Settings(BaseSettings):
     )
     # auto mode: how long the live feeds get before the simulator takes over.
     live_connect_timeout_s: float = 5.0
+    # The simulator's random seed: the same seed, the same prices step after step (bots'
+    # tests against a reproducible market); None, a different market every start.
+    sim_seed: int | None = None
     bus_history: int = Field(1000, ge=1)  # messages kept per channel for resume
     # Garbage collection of serving processes (processes/_gc.py, docs/operations.md): freeze
     # survivors every gc_freeze_s (0: Python's default collector), collect all every gc_full_s,

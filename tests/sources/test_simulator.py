@@ -225,3 +225,14 @@ async def test_cpu_is_bounded_at_high_speed() -> None:
     with pytest.raises(asyncio.CancelledError):
         await task
     assert worst < 0.5
+
+
+def test_the_seed_setting_seeds_the_simulator() -> None:
+    from cryptopulse.settings import Settings  # noqa: PLC0415
+    from cryptopulse.sources.auto import build_sources  # noqa: PLC0415
+
+    seeded = Settings(source="sim", sim_seed=964, instruments=["coinbase:BTC-USD"])
+    (source,), _ = build_sources(seeded)
+    assert isinstance(source, SimulatorSource)
+    assert (source.seed, source.instruments) == (964, ["sim:BTC-USD"])
+    assert Settings(source="sim").sim_seed is None

@@ -64,17 +64,17 @@ def simulated_instruments(instruments: Sequence[str]) -> list[str]:
     return [f"sim:{pair}" for pair in pairs]
 
 
-def simulator(instruments: Sequence[str]) -> Source:
+def simulator(instruments: Sequence[str], seed: int | None = None) -> Source:
     from cryptopulse.sources.simulator import SimulatorSource
 
-    return SimulatorSource(simulated_instruments(instruments))
+    return SimulatorSource(simulated_instruments(instruments), seed=seed)
 
 
 def build_sources(settings: Settings) -> tuple[list[Source], list[Supervisor]]:
     """Sources and supervisors for `settings.source` (auto, live, sim or replay:PATH)."""
     mode = settings.source
     if mode == "sim":
-        return [simulator(settings.instruments)], []
+        return [simulator(settings.instruments, settings.sim_seed)], []
     if mode.startswith("replay:"):
         from cryptopulse.sources.replay import ReplaySource
 
@@ -113,7 +113,7 @@ class AutoFallback:
                 await services.remove_source(self.simulator)
                 self.simulator = None
             elif not self._any_live() and self.simulator is None:
-                self.simulator = simulator(self.settings.instruments)
+                self.simulator = simulator(self.settings.instruments, self.settings.sim_seed)
                 log.warning(
                     "no exchange reachable after %.0f s: serving SIMULATED data from the "
                     'built-in simulator (instruments sim:*, source="simulated"); still '
