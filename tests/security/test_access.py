@@ -59,6 +59,7 @@ def test_auth_failures_and_sweep() -> None:
     assert len(windows._slots) == 3
     windows.hit_plan("late", 5, 5, T + 300)  # a sweep: windows two minutes old are gone
     assert set(k[3] for k in windows._slots) == {"late"}
+    assert list(windows._pairs) == [("late", 5, 5)]  # its slot pairs are swept with them
 
 
 async def test_principal_cache_follows_key_changes(tmp_path: Path) -> None:
