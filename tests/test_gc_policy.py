@@ -10,7 +10,14 @@ from typing import Any
 
 import pytest
 
-from cryptopulse.processes._gc import GC_FULL_INTERVAL, GC_PAUSE, GC_RECLAIMED, WORTH, GcPolicy
+from cryptopulse.processes._gc import (
+    GC_FULL_INTERVAL,
+    GC_PAUSE,
+    GC_RECLAIMED,
+    NEVER,
+    WORTH,
+    GcPolicy,
+)
 
 
 class Node:
@@ -44,41 +51,49 @@ def policy() -> Iterator[GcPolicy]:
 
 
 def test_start_freezes_the_heap_and_stop_hands_it_back(policy: GcPolicy) -> None:
-    before = pauses()
+    before, thresholds = pauses(), gc.get_threshold()
     kept = Node()
     policy.start()
     assert gc.get_freeze_count() > 1_000
     assert not any(o is kept for o in gc.get_objects())  # frozen: no collection walks it
     assert pauses() == before + 1  # the startup collection was timed
+    # Generation 2 is the policy's: Python's own collections stop at generation 1.
+    assert gc.get_threshold() == (*thresholds[:2], NEVER)
     policy.stop()
     assert gc.get_freeze_count() == 0
     assert any(o is kept for o in gc.get_objects())
+    assert gc.get_threshold() == thresholds
 
 
-def test_tick_freezes_survivors_and_the_full_step_reclaims_frozen_cycles(
+def test_the_full_step_reclaims_runtime_cycles_and_leaves_the_startup_heap_frozen(
     policy: GcPolicy,
 ) -> None:
+    startup = Node()
     policy.start()
+    frozen = gc.get_freeze_count()
     head, alive = cycle()
-    policy.tick()  # within full_s: only a freeze
-    assert policy.full_collections == 1
-    del head  # the cycle is garbage now, but frozen: ordinary collections never see it
-    gc.collect()
+    gc.collect(1)  # what survives young collections goes to generation 2...
+    assert any(o is head for o in gc.get_objects(generation=2))
+    del head  # ...where the cycle is garbage now, and young collections never see it
+    gc.collect(1)
     assert alive() is not None
+    policy.tick()  # within full_s: nothing
+    assert policy.full_collections == 1 and alive() is not None
     policy.interval = 0.0  # the next tick is the periodic full collection
     reclaimed = sample(GC_RECLAIMED, "_total")
     policy.tick()
     assert policy.full_collections == 2
     assert alive() is None
     assert sample(GC_RECLAIMED, "_total") >= reclaimed + 2  # the cycle's two nodes, counted
-    assert gc.get_freeze_count() > 1_000  # and the heap is frozen again
+    # It walked the runtime heap only: the startup heap stayed frozen.
+    assert gc.get_freeze_count() == frozen
+    assert not any(o is startup for o in gc.get_objects())
 
 
 def test_frozen_objects_still_die_by_reference_counting(policy: GcPolicy) -> None:
-    policy.start()
     node = Node()
     ref = weakref.ref(node)
-    policy.tick()
+    policy.start()
     del node
     assert ref() is None
 
@@ -93,10 +108,11 @@ def test_little_to_reclaim_doubles_the_interval_up_to_the_max() -> None:
     try:
         policy.start()
         assert policy.interval == 10.0 and sample(GC_FULL_INTERVAL, "seconds") == 10.0
+        heap = [Node() for _ in range(1_000)]  # a runtime heap, what the full step walks
         intervals = []
         for _ in range(3):
-            head, alive = cycle()  # a little frozen garbage: far under WORTH of the heap
-            policy.tick()
+            head, alive = cycle()  # a little garbage: far under WORTH of the heap
+            gc.collect(1)
             del head
             full_collection_due(policy)
             policy.tick()
@@ -104,6 +120,7 @@ def test_little_to_reclaim_doubles_the_interval_up_to_the_max() -> None:
             intervals.append(policy.interval)
         assert intervals == [20.0, 35.0, 35.0]
         assert sample(GC_FULL_INTERVAL, "seconds") == 35.0
+        assert len(heap) == 1_000
     finally:
         policy.stop()
 
@@ -115,13 +132,14 @@ def test_much_to_reclaim_brings_the_interval_back() -> None:
         full_collection_due(policy)
         policy.tick()
         assert policy.interval == 20.0
-        # Frozen cycles worth more than WORTH of the heap, then garbage.
-        count = int(gc.get_freeze_count() * WORTH) + 1_000
+        # Cycles worth more than WORTH of the runtime heap, in generation 2, then garbage.
+        count = int(len(gc.get_objects(generation=2)) * WORTH) + 1_000
         garbage = [cycle() for _ in range(count)]
-        policy.tick()
+        gc.collect(1)
         alive = garbage[-1][1]
         del garbage
-        assert alive() is not None  # frozen: only the full collection can reclaim them
+        gc.collect(1)
+        assert alive() is not None  # in generation 2: only the full collection reclaims them
         reclaimed = sample(GC_RECLAIMED, "_total")
         full_collection_due(policy)
         policy.tick()

@@ -114,9 +114,10 @@ class Settings(BaseSettings):
     # tests against a reproducible market); None, a different market every start.
     sim_seed: int | None = None
     bus_history: int = Field(1000, ge=1)  # messages kept per channel for resume
-    # Garbage collection of serving processes (processes/_gc.py, docs/operations.md): freeze
-    # survivors every gc_freeze_s (0: Python's default collector), collect all every gc_full_s,
-    # twice as long after each that reclaimed little, up to gc_full_max_s.
+    # Garbage collection of serving processes (processes/_gc.py, docs/operations.md): the
+    # startup heap frozen, the rest collected in full every gc_full_s, twice as long after
+    # each that reclaimed little, up to gc_full_max_s; checked every gc_freeze_s (0: off,
+    # Python's default collector).
     gc_freeze_s: float = Field(1.0, ge=0)
     gc_full_s: float = Field(600.0, gt=0)
     gc_full_max_s: float = Field(3600.0, gt=0)

@@ -1,4 +1,5 @@
-"""The garbage-collection policy of a serving process: freeze what survives, collect rarely.
+"""The garbage-collection policy of a serving process: the startup heap frozen, the rest
+collected rarely.
 
 CPython's full (generation 2) collection walks every tracked object the process holds and
 stops the event loop meanwhile. A serving process holds a large, long-lived heap: the
@@ -8,16 +9,18 @@ collections, which the collector runs every few seconds under load, took 0.2–0
 every frame and request in flight waited that long (docs/benchmarks.md, "Mixed").
 
 `gc.freeze()` moves every tracked object to a permanent generation that collections skip,
-in O(1). The policy:
+in O(1); `gc.unfreeze()` hands all of it back (there is no partial unfreeze). The policy:
 
-- after startup, one full collection, then `freeze()`: the import-time heap is out of
-  every collection from then on;
-- every `freeze_s`, `freeze()` again: what survived until then is out of the collector's
-  sight, so a full collection only walks what was allocated since (a second's worth);
-- every `full_s`, `unfreeze()`, one full collection, `freeze()`: objects die by reference
-  counting even while frozen, but a *cycle* that became garbage after it was frozen is
-  only reclaimed here. This is the one long pause left, once per `full_s` instead of
-  every few seconds;
+- after startup, one full collection, then `freeze()`: the startup heap (the modules, the
+  app, the services as built: ~170,000–270,000 objects) is out of every collection for
+  good, the periodic full one included;
+- automatic generation-2 collections off (`gc.set_threshold(t0, t1, NEVER)`): what
+  survives generations 0 and 1 collects in generation 2, which nothing walks but
+- every `full_s`, one full collection (`gc.collect()`): the cycles that became garbage
+  among what was allocated since startup are reclaimed; the startup heap stays frozen,
+  so the pause is the runtime heap's alone (per instrument its candle, indicator and bus
+  state, per open stream its connection). This is the one long pause left, once per
+  `full_s` instead of every few seconds;
 - and when such a collection finds little to reclaim (at most `WORTH` of the objects it
   walked), the next one waits twice as long, up to `full_max_s`; one that finds more
   brings the interval back to `full_s`. A serving process makes few such cycles (a
@@ -25,6 +28,12 @@ in O(1). The policy:
   connections coming in), so its pauses become rare, while a process that does make
   them keeps collecting every `full_s`: what waits for a collection stays about `WORTH`
   of the heap's objects, whatever the interval.
+
+What this gives up: a startup object that later becomes garbage inside a reference cycle
+is never reclaimed (a leak bounded by the startup heap, which does not grow). Until stop
+19 the policy froze every survivor each `freeze_s` and unfroze everything for the full
+collection, whose pause then walked the startup heap too (docs/decisions.md, "The startup
+heap stays frozen").
 
 Generation 0 and 1 collections are unchanged. The pauses of generation-2 collections are
 observed in `cryptopulse_gc_pause_seconds` (and Python's own `python_gc_*` metrics).
@@ -54,7 +63,7 @@ GC_PAUSE = Histogram(
 )
 GC_FROZEN = Gauge(
     "cryptopulse_gc_frozen_objects",
-    "Objects frozen (gc.freeze) by the last full collection, skipped by collections since",
+    "Objects frozen (gc.freeze) at startup: the startup heap, which no collection walks",
     registry=REGISTRY,
 )
 
@@ -76,6 +85,9 @@ GC_FULL_INTERVAL = Gauge(
 # A periodic full collection that reclaims at most this share of the objects it walked
 # was not worth its pause yet: the next one waits twice as long.
 WORTH = 0.01
+# Generation 2's threshold while the policy runs: never reached (one generation-1
+# collection per ~7,000 net allocations would take years), so only the policy collects it.
+NEVER = 2**30
 
 
 class GcPolicy:
@@ -86,6 +98,7 @@ class GcPolicy:
         self.interval = full_s  # until the next full collection
         self._started = 0.0
         self._last_full = 0.0
+        self._thresholds: tuple[int, int, int] | None = None  # Python's, while ours apply
         self.full_collections = 0
 
     def _timer(self, phase: str, info: dict[str, Any]) -> None:
@@ -98,52 +111,58 @@ class GcPolicy:
             self._started = 0.0
 
     def start(self) -> None:
-        """Collect once and freeze what is left (call when the process is ready to serve)."""
+        """Collect once, freeze the startup heap, leave generation 2 to `tick` (call when
+        the process is ready to serve)."""
         if self._timer not in gc.callbacks:
             gc.callbacks.append(self._timer)
-        self._collect_and_freeze()
+        if self._thresholds is None:
+            self._thresholds = gc.get_threshold()
+        gc.unfreeze()
+        GC_RECLAIMED.inc(gc.collect())
+        gc.freeze()
+        frozen = gc.get_freeze_count()  # walks the frozen list (~20 ms at 250,000): once
+        GC_FROZEN.set(frozen)
+        t0, t1, _ = self._thresholds
+        gc.set_threshold(t0, t1, NEVER)
+        self._last_full = time.monotonic()
+        self.full_collections += 1
         GC_FULL_INTERVAL.set(self.interval)
 
     def stop(self) -> None:
-        """Hand everything back to the collector (shutdown: let it reclaim cycles)."""
+        """Hand everything back to the collector and its thresholds (shutdown: let it
+        reclaim cycles)."""
         if self._timer in gc.callbacks:
             gc.callbacks.remove(self._timer)
+        if self._thresholds is not None:
+            gc.set_threshold(*self._thresholds)
+            self._thresholds = None
         gc.unfreeze()
         GC_FROZEN.set(0)
 
-    def _collect_and_freeze(self) -> tuple[int, int]:
-        """(unreachable objects found, objects frozen after)."""
-        gc.unfreeze()
+    def _collect(self) -> tuple[int, int]:
+        """One full collection of what is not frozen: (unreachable objects it found,
+        objects it left in generation 2)."""
         started = time.perf_counter()
         unreachable = gc.collect()
-        gc.freeze()
+        ms = (time.perf_counter() - started) * 1000
         GC_RECLAIMED.inc(unreachable)
         self._last_full = time.monotonic()
         self.full_collections += 1
-        frozen = gc.get_freeze_count()  # walks the frozen list (~60 ms at 600,000): once
-        GC_FROZEN.set(frozen)
-        log.debug(
-            "full collection: %d unreachable, %.0f ms; %d objects frozen",
-            unreachable,
-            (time.perf_counter() - started) * 1000,
-            frozen,
-        )
-        return unreachable, frozen
+        kept = len(gc.get_objects(generation=2))  # a list of them: ~10 ms at 500,000, once
+        log.debug("full collection: %d unreachable, %.0f ms; %d objects", unreachable, ms, kept)
+        return unreachable, kept
 
     def tick(self) -> None:
-        """One step of the policy: freeze, or collect everything when `interval` has passed
-        (then set the next interval by what the collection reclaimed)."""
-        if time.monotonic() - self._last_full >= self.interval:
-            unreachable, frozen = self._collect_and_freeze()
-            if unreachable <= WORTH * (frozen + unreachable):
-                self.interval = min(self.interval * 2, self.full_max_s)
-            else:
-                self.interval = self.full_s
-            GC_FULL_INTERVAL.set(self.interval)
+        """One step of the policy: collect everything not frozen when `interval` has
+        passed, then set the next interval by what the collection reclaimed."""
+        if time.monotonic() - self._last_full < self.interval:
+            return
+        unreachable, kept = self._collect()
+        if unreachable <= WORTH * (kept + unreachable):
+            self.interval = min(self.interval * 2, self.full_max_s)
         else:
-            # O(1). (`gc.get_freeze_count()` is not: it walks the whole frozen list, ~60 ms
-            # for ~600,000 objects, so the gauge is only refreshed by full collections.)
-            gc.freeze()
+            self.interval = self.full_s
+        GC_FULL_INTERVAL.set(self.interval)
 
     async def run(self) -> None:
         """`start`, then `tick` every `freeze_s` until cancelled; `stop` on the way out."""
