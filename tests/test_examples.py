@@ -13,8 +13,9 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "client"))
-from serve import first_key, free_port, start, stop, wait_ready  # noqa: E402
+from serve import first_key, free_port, serve_env, start, stop, wait_ready  # noqa: E402
 
+from cryptopulse.sources.auto import simulated_instruments  # noqa: E402
 from cryptopulse.sources.simulator import SimMarket  # noqa: E402
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
@@ -83,9 +84,10 @@ def test_the_seed_breaks_out_wherever_the_bot_arms() -> None:
     price in the first 480 (2 minutes: the server's and the bot's start) and up to 3 steps
     between that read and the rules going live. Checked as the alert book checks: a price
     rising through the upper level or falling through the lower one, from the first price
-    after the rules are live. Steps are the server's: the same seed and instruments (in
-    serve.py's order) make the same prices step by step, whatever the clock."""
-    market = SimMarket(["sim:BTC-USD", "sim:ETH-USDT", "sim:SOL-USD"], seed=SEED)
+    after the rules are live. Steps are the server's: the same seed and instruments (the
+    smoke test's server's, in order) make the same prices step by step, whatever the clock."""
+    configured = serve_env(Path("unused.db"))["CRYPTOPULSE_INSTRUMENTS"].split(",")
+    market = SimMarket(simulated_instruments(configured), seed=SEED)
     arm, late, within = 480, 4, 60
     prices: list[list[float]] = []  # of sim:BTC-USD, per step, as the price hooks see them
     for i in range(arm + late + within):

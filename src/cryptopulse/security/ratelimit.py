@@ -178,7 +178,8 @@ class LocalWindows:
         (allowed, remaining, seconds to reset), in one pass over one slot pair.
 
         The request path of every API call: `_window` and `_weighted` written out inline
-        (2.3 -> 1.0 µs a call), the caller's two slots found with one lookup (`_pairs`).
+        (2.4 -> 1.9 µs a call, docs/benchmarks.md "Stop 19"), the caller's two slots found
+        with one lookup (`_pairs`).
         The arithmetic is theirs, operation for operation (the Redis script's oracle:
         tests/security/test_ratelimit_redis.py)."""
         if now >= self._next_sweep:
