@@ -39,7 +39,9 @@ default; ``--ws-compression`` makes it accept what the clients (`websockets`) of
 
 ``kill -USR1`` a running server writes ``census.txt`` to its folder: its tracked objects by
 type, what holds the most numerous ones, what one full collection of them all took, and
-the unreachable objects it found, by type.
+the unreachable objects it found, by type. A census unfreezes the whole heap to see it and
+freezes it all again after (CPython has no partial freeze), so the GC policy's later full
+collections skip what existed at the census: take it once, at the end of a run.
 """
 
 from __future__ import annotations
