@@ -87,15 +87,21 @@ class MarketBytes:
         self._tickers[instrument] = (ticker, source, body)  # bounded by the instruments
         return body
 
+    def _current(self, key: PageKey, source: str | None, stamp: int) -> _Page | None:
+        """The cached page `key` if built with `source` since the writer's `stamp` of its
+        series (whatever its age)."""
+        page = self._pages.get(key)
+        if page is None or page.stamp != stamp or page.source != source:
+            return None
+        return page
+
     def fresh_page(self, key: PageKey, source: str | None) -> bytes | None:
         """The newest page `key` when `page` would answer with its cached bytes and start
         nothing (current, and young enough not to be refreshed ahead); else None."""
-        page = self._pages.get(key)
-        if page is None or page.source != source:
+        page = self._current(key, source, self.services.writer.written_stamp(key[0], key[1]))
+        if page is None or time.monotonic() - page.born >= PAGE_MAX_AGE_S / 2:
             return None
-        if page.stamp != self.services.writer.written_stamp(key[0], key[1]):
-            return None
-        return page.body if time.monotonic() - page.born < PAGE_MAX_AGE_S / 2 else None
+        return page.body
 
     async def page(
         self, key: PageKey, source: str | None, build: Callable[[], Awaitable[bytes]]
@@ -103,8 +109,8 @@ class MarketBytes:
         """The newest candle page `key`: cached if still valid, else from `build()` (the
         store read and serialization), run once for all the requests that need it."""
         stamp = self.services.writer.written_stamp(key[0], key[1])
-        page = self._pages.get(key)
-        if page is not None and page.stamp == stamp and page.source == source:
+        page = self._current(key, source, stamp)
+        if page is not None:
             age = time.monotonic() - page.born
             if age < PAGE_MAX_AGE_S:
                 if age >= PAGE_MAX_AGE_S / 2:

@@ -45,7 +45,13 @@ from cryptopulse.api._cache import MarketBytes, market_bytes
 from cryptopulse.api._hardening import API_LINES, api_headers, rate_headers, repeated_query_name
 from cryptopulse.api.errors import error_response
 from cryptopulse.api.middleware import observe, request_id_of, with_context
-from cryptopulse.api.routers.market import MAX_CANDLES, SCOPE, Interval, newest_page
+from cryptopulse.api.routers.market import (
+    MAX_CANDLES,
+    SCOPE,
+    Interval,
+    newest_page,
+    source_label,
+)
 from cryptopulse.domain.instruments import InvalidInstrument, parse_instrument
 from cryptopulse.runtime import Services
 from cryptopulse.security.ratelimit import RateDecision
@@ -189,8 +195,7 @@ class HotPath:
         else:
             answer = newest_page_query(query)
             if answer is not None:  # a fresh page answers without an await, as a ticker
-                source = services.market.source_of(name) or None  # as market._source
-                page = cache.fresh_page((name, *answer), source)
+                page = cache.fresh_page((name, *answer), source_label(services, name))
                 answer = answer if page is None else page
         return None if answer is None else (template, name, answer)
 

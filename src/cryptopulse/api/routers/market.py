@@ -81,7 +81,9 @@ async def _resolve(services: Services, text: str) -> Instrument:
     raise not_found(f"unknown instrument {name!r}; see /v1/instruments")
 
 
-def _source(services: Services, instrument: str, fallback: str | None = None) -> str | None:
+def source_label(services: Services, instrument: str, fallback: str | None = None) -> str | None:
+    """The `source` an answer names for an instrument (`MarketState.source_of`; a feed that
+    never delivered, or none, gives `fallback`): the routes' and the hot path's."""
     return services.market.source_of(instrument) or fallback
 
 
@@ -99,7 +101,7 @@ async def list_instruments(services: ServicesDep) -> Response:
     data = []
     for name in sorted(rows):
         inst = parse_instrument(name)
-        source = rows[name] if not inst.is_composite else _source(services, name)
+        source = rows[name] if not inst.is_composite else source_label(services, name)
         data.append(
             {
                 "instrument": name,
@@ -206,7 +208,7 @@ async def get_candles(
             end = position - 1
         else:
             start = position + 1
-    source = _source(services, name)
+    source = source_label(services, name)
     page = await _candle_page(services, name, interval, limit, start, end, descending, source)
     return JSONBytes(page)
 
@@ -216,7 +218,7 @@ async def newest_page(
 ) -> bytes:
     """The newest `limit` candles of a resolved instrument: the cached bytes when valid."""
 
-    source = _source(services, name)
+    source = source_label(services, name)
 
     async def build() -> bytes:
         return await _candle_page(services, name, interval, limit, None, None, True, source)
@@ -334,7 +336,7 @@ async def get_trades(
     return _json(
         {
             "instrument": str(inst),
-            "source": _source(services, str(inst)),
+            "source": source_label(services, str(inst)),
             "data": data,
             "next_cursor": next_cursor,
         }
