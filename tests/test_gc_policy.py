@@ -42,7 +42,7 @@ def pauses() -> float:
 
 @pytest.fixture
 def policy() -> Iterator[GcPolicy]:
-    made = GcPolicy(freeze_s=1.0, full_s=3_600.0)
+    made = GcPolicy(tick_s=1.0, full_s=3_600.0)
     try:
         yield made
     finally:
@@ -104,7 +104,7 @@ def full_collection_due(policy: GcPolicy) -> None:
 
 
 def test_little_to_reclaim_doubles_the_interval_up_to_the_max() -> None:
-    policy = GcPolicy(freeze_s=1.0, full_s=10.0, full_max_s=35.0)
+    policy = GcPolicy(tick_s=1.0, full_s=10.0, full_max_s=35.0)
     try:
         policy.start()
         assert policy.interval == 10.0 and sample(GC_FULL_INTERVAL, "seconds") == 10.0
@@ -126,7 +126,7 @@ def test_little_to_reclaim_doubles_the_interval_up_to_the_max() -> None:
 
 
 def test_much_to_reclaim_brings_the_interval_back() -> None:
-    policy = GcPolicy(freeze_s=1.0, full_s=10.0, full_max_s=3_600.0)
+    policy = GcPolicy(tick_s=1.0, full_s=10.0, full_max_s=3_600.0)
     try:
         policy.start()
         full_collection_due(policy)

@@ -161,7 +161,7 @@ async def test_hot_routes_and_stream_never_block_the_loop(
         # collection of this test process's heap (every test module imported so far) stops
         # the loop for 0.5-0.8 s on a slow VM, inside whatever callback is running: a pause
         # the wall-clock check would blame on that callback (CI saw 0.74 s at stop 14).
-        gc_policy = asyncio.create_task(GcPolicy(freeze_s=1.0, full_s=3_600.0).run())
+        gc_policy = asyncio.create_task(GcPolicy(tick_s=1.0, full_s=3_600.0).run())
         await asyncio.sleep(0)
         loop.set_debug(True)
         loop.slow_callback_duration = SLOW_WALL_S

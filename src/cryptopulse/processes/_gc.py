@@ -31,7 +31,7 @@ in O(1); `gc.unfreeze()` hands all of it back (there is no partial unfreeze). Th
 
 What this gives up: a startup object that later becomes garbage inside a reference cycle
 is never reclaimed (a leak bounded by the startup heap, which does not grow). Until stop
-19 the policy froze every survivor each `freeze_s` and unfroze everything for the full
+19 the policy froze every survivor each `gc_freeze_s` and unfroze everything for the full
 collection, whose pause then walked the startup heap too (docs/decisions.md, "The startup
 heap stays frozen").
 
@@ -91,8 +91,8 @@ NEVER = 2**30
 
 
 class GcPolicy:
-    def __init__(self, freeze_s: float, full_s: float, full_max_s: float | None = None) -> None:
-        self.freeze_s = freeze_s
+    def __init__(self, tick_s: float, full_s: float, full_max_s: float | None = None) -> None:
+        self.tick_s = tick_s  # how often `run` looks at the clock (the `gc_freeze_s` setting)
         self.full_s = full_s
         self.full_max_s = max(full_s, full_max_s if full_max_s is not None else full_s)
         self.interval = full_s  # until the next full collection
@@ -165,11 +165,11 @@ class GcPolicy:
         GC_FULL_INTERVAL.set(self.interval)
 
     async def run(self) -> None:
-        """`start`, then `tick` every `freeze_s` until cancelled; `stop` on the way out."""
+        """`start`, then `tick` every `tick_s` until cancelled; `stop` on the way out."""
         self.start()
         try:
             while True:
-                await asyncio.sleep(self.freeze_s)
+                await asyncio.sleep(self.tick_s)
                 self.tick()
         finally:
             self.stop()
