@@ -29,6 +29,7 @@ from cryptopulse.domain.indicators import (
 from cryptopulse.domain.instruments import INTERVALS
 from cryptopulse.domain.models import Candle
 from cryptopulse.importer import read_candles
+from gcwalk import collector_visits
 
 DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 FILES = sorted((DATA / "candles").glob("*-5m.csv.gz"))
@@ -254,6 +255,19 @@ def test_batch_path_equals_incremental_path() -> None:
     indicators = IndicatorSet(PARAMS["short"])
     assert compute_history(candles, PARAMS["short"]) == [indicators.update(c) for c in candles]
     assert compute_history([]) == []
+
+
+def test_the_garbage_collector_does_not_walk_the_windows() -> None:
+    """A live server holds a set per instrument and interval, each with ~300 window slots:
+    as lists, every slot was visited by every full collection. The windows are C arrays,
+    so what a collection visits is the same whatever the periods."""
+    candles = load(FILES[0])[:300]
+    short, long = IndicatorSet(PARAMS["short"]), IndicatorSet(PARAMS["long"])
+    for candle in candles:
+        short.update(candle)
+        long.update(candle)
+    assert long.values["donchian_upper"] is not None  # warmed up: every window is full
+    assert collector_visits(long) == collector_visits(short) < 300
 
 
 def test_values_start_empty_and_are_a_copy() -> None:

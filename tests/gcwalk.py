@@ -1,0 +1,19 @@
+"""What a full garbage collection walks from an object (for tests of long-lived state)."""
+
+from __future__ import annotations
+
+import gc
+
+
+def collector_visits(root: object) -> int:
+    """Every referent of every tracked object reachable from `root`, counted as the
+    collector visits them (`gc.get_referents` is its own traversal); classes are not
+    followed (they belong to the import-time heap)."""
+    seen, stack, visits = {id(root)}, [root], 0
+    while stack:
+        for ref in gc.get_referents(stack.pop()):
+            visits += 1
+            if id(ref) not in seen and gc.is_tracked(ref) and not isinstance(ref, type):
+                seen.add(id(ref))
+                stack.append(ref)
+    return visits
