@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from cryptopulse.analytics._series import SeriesBuffer, choose_instruments
 from cryptopulse.domain.models import Candle
+from gcwalk import collector_visits
 
 QUOTES = ["USD", "USDT", "USDC", "BTC", "ETH"]
 
@@ -25,6 +26,16 @@ def test_buffer_keeps_order_ignores_repeats_and_stays_bounded() -> None:
     assert len(b) <= 100 + max(64, 100 // 8)
     snap = b.snapshot()
     assert list(snap.times) == list(range(900, 1_000)) and snap.closes[-1] == 1.0
+
+
+def test_the_garbage_collector_does_not_walk_the_columns() -> None:
+    """A server keeps up to 9,000 candles of each instrument here for months: the columns
+    are C arrays, which a full collection does not walk, so its cost per buffer is the
+    same at 3 candles and at 3,000."""
+    short, long = buffer(n=3), SeriesBuffer(5_000)
+    long.extend(make_candle(t, close=t + 0.5, quote_volume=t / 7) for t in range(3_000))
+    assert len(long) == 3_000 and long.closes[-1] == 2_999.5 and long.liquidity() > 0
+    assert collector_visits(long) == collector_visits(short)
 
 
 def test_choice_prefers_quote_then_composite_then_liquidity() -> None:
