@@ -57,7 +57,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -249,20 +249,12 @@ async def serve(spec: Spec, folder: Path) -> None:
 def census(out: Path) -> None:
     """The tracked objects by type, frozen ones included, and what a full collection of
     them all costs (`kill -USR1` the server; the loop stands still meanwhile)."""
-    from collections import Counter
-
     frozen = gc.get_freeze_count()
     gc.unfreeze()
     objects = gc.get_objects()
     by_type = Counter(type(o).__qualname__ for o in objects)
     total = len(objects)
-    held_by: Counter[str] = Counter()  # what holds the most numerous types (a sample)
-    for name, _ in by_type.most_common(4):
-        sample = [o for o in objects if type(o).__qualname__ == name][:: max(1, by_type[name] // 8)]
-        for obj in sample:
-            for holder in gc.get_referrers(obj):
-                if holder is not objects and holder is not sample:
-                    held_by[f"{name} <- {type(holder).__qualname__}"] += 1
+    held_by = _held_by(objects, {name for name, _ in by_type.most_common(12)})
     del objects
     # What the collection finds unreachable (the cycles that only a full collection frees):
     # kept in gc.garbage for a look at their types, then let go.
@@ -281,10 +273,33 @@ def census(out: Path) -> None:
         f"and found {unreachable} unreachable"
     ]
     lines += [f"{n:>10} {name}" for name, n in by_type.most_common(40)]
-    lines += [f"{n:>10} {name}" for name, n in held_by.most_common(20)]
+    lines += [f"{n:>10} {name}" for name, n in held_by.most_common(40)]
     lines += ["unreachable by type:"]
     lines += [f"{n:>10} {name}" for name, n in garbage.most_common(25)]
     out.write_text("\n".join(lines) + "\n")
+
+
+def _held_by(objects: list[Any], names: set[str]) -> Counter[str]:
+    """Who holds the objects of the types in `names`, all of them (one pass over every
+    tracked object's referents, as the collector walks them); a dict holder is named with
+    its own holder ("dict <- IndicatorSet": an instance's attributes), found in a first
+    pass."""
+    owner: dict[int, str] = {}
+    for holder in objects:
+        if not isinstance(holder, dict):
+            for ref in gc.get_referents(holder):
+                if type(ref) is dict:
+                    owner[id(ref)] = type(holder).__qualname__
+    held_by: Counter[str] = Counter()
+    for holder in objects:
+        label = type(holder).__qualname__
+        if type(holder) is dict:
+            label = f"dict <- {owner.get(id(holder), '?')}"
+        for ref in gc.get_referents(holder):
+            name = type(ref).__qualname__
+            if name in names and gc.is_tracked(ref):
+                held_by[f"{name} <- {label}"] += 1
+    return held_by
 
 
 # --- load side -------------------------------------------------------------------------
