@@ -7,6 +7,7 @@ warm-up; see docs/indicators.md for the tolerance near zero.
 
 from __future__ import annotations
 
+import gc
 import math
 from collections.abc import Callable
 from functools import cache
@@ -19,7 +20,10 @@ import talib
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from cryptopulse.domain._indicators_ma import Ema
+from cryptopulse.domain._untracked import assert_untrackable, untrack_tree
 from cryptopulse.domain.indicators import (
+    INDICATOR_STATE,
     NAMES,
     IndicatorParams,
     IndicatorSet,
@@ -257,17 +261,36 @@ def test_batch_path_equals_incremental_path() -> None:
     assert compute_history([]) == []
 
 
-def test_the_garbage_collector_does_not_walk_the_windows() -> None:
-    """A live server holds a set per instrument and interval, each with ~300 window slots:
-    as lists, every slot was visited by every full collection. The windows are C arrays,
-    so what a collection visits is the same whatever the periods."""
+def test_the_garbage_collector_does_not_walk_the_state() -> None:
+    """A live server holds a set per instrument and interval, each ~40 objects and ~300
+    window slots of numbers: the state is off the collector's lists (domain/_untracked.py),
+    so what a full collection visits is the same, and small, whatever the periods."""
     candles = load(FILES[0])[:300]
     short, long = IndicatorSet(PARAMS["short"]), IndicatorSet(PARAMS["long"])
     for candle in candles:
         short.update(candle)
         long.update(candle)
     assert long.values["donchian_upper"] is not None  # warmed up: every window is full
-    assert collector_visits(long) == collector_visits(short) < 300
+    assert collector_visits(long) == collector_visits(short) < 60
+    for indicator in long.indicators:
+        assert not gc.is_tracked(indicator)
+        # What makes untracking safe: the state holds numbers, arrays and itself only.
+        assert_untrackable(indicator, INDICATOR_STATE)
+
+
+def test_the_untracking_rule_is_checked() -> None:
+    class Holder:
+        def __init__(self) -> None:
+            self.ema = Ema(3)
+            self.prices = [1.0, 2.0]
+
+    assert_untrackable(Ema(3), INDICATOR_STATE)
+    with pytest.raises(AssertionError, match="Holder holds a (list|dict)"):
+        assert_untrackable(Holder(), (*INDICATOR_STATE, Holder))
+    holder = Holder()
+    untrack_tree(holder, (*INDICATOR_STATE, Holder))
+    assert not gc.is_tracked(holder) and not gc.is_tracked(holder.ema)
+    assert gc.is_tracked(holder.prices)  # not ours to untrack: only the owned kinds are
 
 
 def test_values_start_empty_and_are_a_copy() -> None:

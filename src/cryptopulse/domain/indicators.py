@@ -15,7 +15,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from cryptopulse.domain import _indicators_fused as fused
-from cryptopulse.domain._indicators_ma import Bollinger, Ema, Sma, Wma, check_period
+from cryptopulse.domain._indicators_ma import (
+    Bollinger,
+    Ema,
+    Sma,
+    WindowVariance,
+    Wma,
+    check_period,
+)
 from cryptopulse.domain._indicators_momentum import Macd, Rsi, Stochastic
 from cryptopulse.domain._indicators_range import (
     Adx,
@@ -26,6 +33,7 @@ from cryptopulse.domain._indicators_range import (
     true_range,
 )
 from cryptopulse.domain._indicators_volume import Obv, Volatility, Vwap
+from cryptopulse.domain._untracked import untrack_tree
 from cryptopulse.domain.instruments import INTERVALS
 from cryptopulse.domain.models import Candle
 
@@ -83,6 +91,27 @@ NAMES: tuple[str, ...] = (
 )
 
 _EMPTY: IndicatorValues = dict.fromkeys(NAMES)
+
+# What an indicator set's state is made of (besides arrays): objects holding numbers only,
+# which the garbage collector is told not to walk (domain/_untracked.py).
+INDICATOR_STATE: tuple[type, ...] = (
+    Adx,
+    Atr,
+    Bollinger,
+    Donchian,
+    Ema,
+    Macd,
+    Obv,
+    RollingMax,
+    RollingMin,
+    Rsi,
+    Sma,
+    Stochastic,
+    Volatility,
+    Vwap,
+    WindowVariance,
+    Wma,
+)
 
 
 @dataclass(frozen=True)
@@ -165,6 +194,28 @@ class IndicatorSet:
         self._donchian = Donchian(p.donchian)
         self._volatility = Volatility(p.volatility)
         self._values: IndicatorValues = dict.fromkeys(NAMES)
+        for indicator in self.indicators:
+            untrack_tree(indicator, INDICATOR_STATE)
+
+    @property
+    def indicators(self) -> tuple[object, ...]:
+        """The indicator objects that hold the set's state."""
+        return (
+            self._sma,
+            self._ema_fast,
+            self._ema_slow,
+            self._wma,
+            self._rsi,
+            self._macd,
+            self._bb,
+            self._atr,
+            self._adx,
+            self._stoch,
+            self._obv,
+            self._vwap,
+            self._donchian,
+            self._volatility,
+        )
 
     @property
     def values(self) -> IndicatorValues:
