@@ -8,11 +8,9 @@ TA-Lib's own order of operations, so results agree to the last few bits
 
 from __future__ import annotations
 
-from array import array
 from math import sqrt
-from typing import Any
 
-__all__ = ["Bollinger", "Ema", "Sma", "WindowVariance", "Wma", "check_period", "ring"]
+__all__ = ["Bollinger", "Ema", "Sma", "WindowVariance", "Wma", "check_period"]
 
 BandValues = tuple[float, float, float]
 
@@ -24,16 +22,6 @@ def check_period(period: int, minimum: int = 1, name: str = "period") -> int:
     return period
 
 
-def ring(period: int, typecode: str = "d") -> array[Any]:
-    """A window of `period` zeros as a flat C array, not a list of Python numbers.
-
-    The garbage collector does not track an array, so the ~300 window slots of each
-    instrument's indicator set cost a full collection nothing; a list is a tracked
-    object whose every slot the collection visits (docs/benchmarks.md, stop 20).
-    """
-    return array(typecode, bytes(array(typecode).itemsize * period))
-
-
 class Sma:
     """Simple moving average of the last `period` values; first value at the period-th."""
 
@@ -42,7 +30,7 @@ class Sma:
     def __init__(self, period: int) -> None:
         self.period = check_period(period)
         # The window's values; _buf[_i] is the oldest once it is full.
-        self._buf: array[float] = ring(period)
+        self._buf = [0.0] * period
         self._i = 0
         self._n = 0
         # Sum of the newest period-1 values: TA-Lib keeps exactly this between steps.
@@ -119,7 +107,7 @@ class Wma:
     def __init__(self, period: int) -> None:
         self.period = check_period(period)
         self._divider = float(period * (period + 1) // 2)
-        self._buf: array[float] = ring(period)
+        self._buf = [0.0] * period
         self._i = 0
         self._n = 0
         self._sum = 0.0  # weighted sum with the weights the next value will see (0..n-1)
@@ -167,7 +155,7 @@ class WindowVariance:
 
     def __init__(self, period: int) -> None:
         self.period = check_period(period, 2)
-        self._buf: array[float] = ring(period)  # the window; _buf[_i] is the oldest once it is full
+        self._buf = [0.0] * period  # the window; _buf[_i] is the oldest once it is full
         self._i = 0
         self._n = 0
         self._mean = 0.0

@@ -7,9 +7,7 @@ the open candle without touching it. Wilder smoothing follows TA-Lib's order of 
 
 from __future__ import annotations
 
-from array import array
-
-from cryptopulse.domain._indicators_ma import check_period, ring
+from cryptopulse.domain._indicators_ma import check_period
 
 __all__ = ["Adx", "Atr", "Donchian", "RollingMax", "RollingMin", "true_range"]
 
@@ -43,8 +41,8 @@ class _MonotonicQueue:
 
     def __init__(self, period: int) -> None:
         self.period = check_period(period)
-        self._val: array[float] = ring(period)
-        self._idx: array[int] = ring(period, "q")
+        self._val = [0.0] * period
+        self._idx = [0] * period
         self._mask = (1 << max(8, (2 * period - 1).bit_length())) - 1
         self._head = 0
         self._size = 0

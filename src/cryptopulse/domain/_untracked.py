@@ -1,18 +1,20 @@
 """Long-lived numeric state that the cycle collector need not walk.
 
 A live server keeps an indicator set per instrument and interval (5,600 of them at 1,400
-instruments), each ~40 small objects holding only numbers: every full collection walked
-all of them, ~45 % of the objects a long-running server had made (docs/benchmarks.md,
-stop 20). Objects that can never be part of a reference cycle have no business in the
-collector's lists, and CPython's C API says so with ``PyObject_GC_UnTrack`` (what it does
-itself for tuples and dicts that hold only atoms). Instances of Python classes cannot
-ask for it, so `untrack_tree` calls it through ctypes.
+instruments), each ~40 small objects and their window lists (~210 slots), holding only
+numbers: every full collection walked all of them, ~45 % of the objects a long-running
+server had made (docs/benchmarks.md, stop 20). Objects that can never be part of a
+reference cycle have no business in the collector's lists, and CPython's C API says so
+with ``PyObject_GC_UnTrack`` (what it does itself for tuples and dicts that hold only
+atoms). Instances of Python classes cannot ask for it, so `untrack_tree` calls it
+through ctypes.
 
 The rule that makes it safe: an untracked object holds only numbers, None, tuples of
-them, arrays and other untracked objects of the same kind. The collector never frees
-what an untracked object refers to (the reference counts it cannot explain keep a
-referent alive), so breaking the rule could only leak a cycle, never free a live object;
-`assert_untrackable` (used by the tests) checks the rule on a whole tree.
+them, lists and arrays of numbers, and other untracked objects of the same kind. The
+collector never frees what an untracked object refers to (the reference counts it
+cannot explain keep a referent alive), so breaking the rule could only leak a cycle,
+never free a live object; `assert_untrackable` (used by the tests) checks the rule on a
+whole tree.
 """
 
 from __future__ import annotations
@@ -37,8 +39,8 @@ _ATOMS = (int, float, bool, str, type(None))
 
 def _parts(obj: object, owned: tuple[type, ...]) -> list[object]:
     """The objects of `obj`'s tree that `untrack_tree` leaves untracked: `obj`, and every
-    instance of `owned` or array reachable from it through such objects."""
-    kinds = (*owned, array)
+    instance of `owned`, list or array reachable from it through such objects."""
+    kinds = (*owned, array, list)
     seen, stack, out = {id(obj)}, [obj], []
     while stack:
         node = stack.pop()
@@ -51,8 +53,9 @@ def _parts(obj: object, owned: tuple[type, ...]) -> list[object]:
 
 
 def untrack_tree(obj: object, owned: tuple[type, ...]) -> None:
-    """Take `obj` and the `owned`-class instances and arrays it holds (recursively) off
-    the collector's lists. Nothing happens where the interpreter is not CPython."""
+    """Take `obj` and the `owned`-class instances, lists and arrays it holds
+    (recursively) off the collector's lists. Nothing happens where the interpreter is not
+    CPython."""
     if _untrack is None:
         return
     for part in _parts(obj, owned):
@@ -62,7 +65,7 @@ def untrack_tree(obj: object, owned: tuple[type, ...]) -> None:
 
 def assert_untrackable(obj: object, owned: tuple[type, ...]) -> None:
     """Fail unless every object of `obj`'s tree holds only what the rule allows."""
-    allowed = (type, *owned, array, *_ATOMS)
+    allowed = (type, *owned, array, list, *_ATOMS)
     for part in _parts(obj, owned):
         for ref in gc.get_referents(part):
             if isinstance(ref, allowed):
