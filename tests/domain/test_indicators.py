@@ -261,6 +261,21 @@ def test_batch_path_equals_incremental_path() -> None:
     assert compute_history([]) == []
 
 
+def tracked_below(root: object) -> list[object]:
+    """Tracked objects held by `root` or by the untracked state below it (classes aside,
+    and tuples, which CPython untracks by itself once a collection sees they hold atoms)."""
+    found, stack = [], [root]
+    while stack:
+        for ref in gc.get_referents(stack.pop()):
+            if isinstance(ref, type | tuple):
+                continue
+            if gc.is_tracked(ref):
+                found.append(ref)
+            elif isinstance(ref, (*INDICATOR_STATE, list)):
+                stack.append(ref)
+    return found
+
+
 def test_the_garbage_collector_does_not_walk_the_state() -> None:
     """A live server holds a set per instrument and interval, each ~40 objects and ~300
     window slots of numbers: the state is off the collector's lists (domain/_untracked.py),
@@ -274,6 +289,7 @@ def test_the_garbage_collector_does_not_walk_the_state() -> None:
     assert collector_visits(long) == collector_visits(short) < 60
     for indicator in long.indicators:
         assert not gc.is_tracked(indicator)
+        assert tracked_below(indicator) == []
         # What makes untracking safe: the state holds numbers, arrays and itself only.
         assert_untrackable(indicator, INDICATOR_STATE)
 

@@ -19,7 +19,7 @@ class SeriesBuffer:
 
     The columns are C arrays: 8 bytes a value where a list holds a pointer to a 24-byte
     number object (the default 9,000 candles of 1,400 instruments: ~0.3 GB instead of
-    ~1.2), and the garbage collector does not walk them, where it would visit every slot
+    1.65), and the garbage collector does not walk them, where it would visit every slot
     of a list in every full collection (docs/benchmarks.md, stop 20).
     """
 

@@ -39,14 +39,20 @@ _ATOMS = (int, float, bool, str, type(None))
 
 def _parts(obj: object, owned: tuple[type, ...]) -> list[object]:
     """The objects of `obj`'s tree that `untrack_tree` leaves untracked: `obj`, and every
-    instance of `owned`, list or array reachable from it through such objects."""
-    kinds = (*owned, array, list)
+    instance of exactly one of the `owned` classes, list or array reachable from it
+    through such instances (lists and arrays are leaves: by the rule, numbers only)."""
+    kinds = frozenset(owned)
     seen, stack, out = {id(obj)}, [obj], []
     while stack:
         node = stack.pop()
         out.append(node)
         for ref in gc.get_referents(node):
-            if isinstance(ref, kinds) and id(ref) not in seen:
+            kind = type(ref)
+            if kind is list or kind is array:
+                if id(ref) not in seen:
+                    seen.add(id(ref))
+                    out.append(ref)
+            elif kind in kinds and id(ref) not in seen:
                 seen.add(id(ref))
                 stack.append(ref)
     return out
@@ -56,11 +62,9 @@ def untrack_tree(obj: object, owned: tuple[type, ...]) -> None:
     """Take `obj` and the `owned`-class instances, lists and arrays it holds
     (recursively) off the collector's lists. Nothing happens where the interpreter is not
     CPython."""
-    if _untrack is None:
-        return
-    for part in _parts(obj, owned):
-        if gc.is_tracked(part):
-            _untrack(part)
+    if _untrack is not None:
+        for part in _parts(obj, owned):
+            _untrack(part)  # a no-op on an object already untracked
 
 
 def assert_untrackable(obj: object, owned: tuple[type, ...]) -> None:

@@ -92,8 +92,8 @@ NAMES: tuple[str, ...] = (
 
 _EMPTY: IndicatorValues = dict.fromkeys(NAMES)
 
-# What an indicator set's state is made of (besides arrays): objects holding numbers only,
-# which the garbage collector is told not to walk (domain/_untracked.py).
+# What an indicator set's state is made of (with their window lists): objects holding
+# numbers only, which the garbage collector is told not to walk (domain/_untracked.py).
 INDICATOR_STATE: tuple[type, ...] = (
     Adx,
     Atr,
@@ -177,7 +177,7 @@ class IndicatorSet:
     )
 
     def __init__(self, params: IndicatorParams | None = None) -> None:
-        p = params if params is not None else IndicatorParams()
+        p = params if params is not None else _DEFAULT_PARAMS
         self.params = p
         self._sma = Sma(p.sma)
         self._ema_fast = Ema(p.ema_fast)
@@ -243,6 +243,9 @@ class IndicatorSet:
         fused.channels(self._stoch, self._donchian, h, lo, c, out, commit)
         fused.volume(self._obv, self._vwap, candle.open_time, h, lo, c, candle.volume, out, commit)
         return out
+
+
+_DEFAULT_PARAMS = IndicatorParams()  # shared: frozen, and validated once
 
 
 def compute_history(
