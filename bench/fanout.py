@@ -305,21 +305,24 @@ def _print_slow(
     print()
     print(f"With {slow} slow clients (stop reading after subscribing), {healthy} healthy:")
     print(
-        "| server | healthy delivered/s of sent | healthy p99 ms without → with slow "
+        "| server | healthy delivered/s of sent | healthy p99 ms (min–max) without → with slow "
         "| p99 change | slow clients, once they read again | server RSS MB at end, "
         "without → with |"
     )
     print("| --- | ---: | ---: | ---: | --- | ---: |")
     for kind, results in slow_runs.items():
         base = runs[kind]
-        p99_0 = statistics.median(r["p99_ms"] for r in base)
-        p99_1 = statistics.median(r["p99_ms"] for r in results)
+        p99s_0 = [r["p99_ms"] for r in base]
+        p99s_1 = [r["p99_ms"] for r in results]
+        p99_0, p99_1 = statistics.median(p99s_0), statistics.median(p99s_1)
         delivered = statistics.median(r["delivered_per_s"] for r in results)
         outcomes = [o for r in results for o in r["slow"]]
         rss_0 = statistics.median(r["rss_end_mb"] for r in base)
         rss_1 = statistics.median(r["rss_end_mb"] for r in results)
         print(
-            f"| {kind} | {delivered / (healthy * rate):.0%} | {p99_0:.1f} → {p99_1:.1f} "
+            f"| {kind} | {delivered / (healthy * rate):.0%} "
+            f"| {p99_0:.1f} ({min(p99s_0):.1f}–{max(p99s_0):.1f}) "
+            f"→ {p99_1:.1f} ({min(p99s_1):.1f}–{max(p99s_1):.1f}) "
             f"| {p99_1 / p99_0 - 1:+.0%} | {_outcomes(outcomes)} "
             f"| {rss_0:.1f} → {rss_1:.1f} |"
         )
