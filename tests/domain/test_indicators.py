@@ -290,7 +290,7 @@ def test_the_garbage_collector_does_not_walk_the_state() -> None:
     for indicator in long.indicators:
         assert not gc.is_tracked(indicator)
         assert tracked_below(indicator) == []
-        # What makes untracking safe: the state holds numbers, arrays and itself only.
+        # What makes untracking safe: the state holds numbers, lists of them and itself only.
         assert_untrackable(indicator, INDICATOR_STATE)
 
 

@@ -10,7 +10,7 @@ atoms). Instances of Python classes cannot ask for it, so `untrack_tree` calls i
 through ctypes.
 
 The rule that makes it safe: an untracked object holds only numbers, None, tuples of
-them, lists and arrays of numbers, and other untracked objects of the same kind. The
+them, lists of numbers, and other untracked objects of the same kind. The
 collector never frees what an untracked object refers to (the reference counts it
 cannot explain keep a referent alive), so breaking the rule could only leak a cycle,
 never free a live object; `assert_untrackable` (used by the tests) checks the rule on a
@@ -22,7 +22,6 @@ from __future__ import annotations
 import ctypes
 import gc
 import sys
-from array import array
 from collections.abc import Callable
 
 __all__ = ["assert_untrackable", "untrack_tree"]
@@ -39,8 +38,8 @@ _ATOMS = (int, float, bool, str, type(None))
 
 def _parts(obj: object, owned: tuple[type, ...]) -> list[object]:
     """The objects of `obj`'s tree that `untrack_tree` leaves untracked: `obj`, and every
-    instance of exactly one of the `owned` classes, list or array reachable from it
-    through such instances (lists and arrays are leaves: by the rule, numbers only)."""
+    instance of exactly one of the `owned` classes or list reachable from it through such
+    instances (lists are leaves: by the rule, they hold numbers only)."""
     kinds = frozenset(owned)
     seen, stack, out = {id(obj)}, [obj], []
     while stack:
@@ -48,7 +47,7 @@ def _parts(obj: object, owned: tuple[type, ...]) -> list[object]:
         out.append(node)
         for ref in gc.get_referents(node):
             kind = type(ref)
-            if kind is list or kind is array:
+            if kind is list:
                 if id(ref) not in seen:
                     seen.add(id(ref))
                     out.append(ref)
@@ -59,8 +58,8 @@ def _parts(obj: object, owned: tuple[type, ...]) -> list[object]:
 
 
 def untrack_tree(obj: object, owned: tuple[type, ...]) -> None:
-    """Take `obj` and the `owned`-class instances, lists and arrays it holds
-    (recursively) off the collector's lists. Nothing happens where the interpreter is not
+    """Take `obj` and the `owned`-class instances and lists it holds (recursively) off
+    the collector's lists. Nothing happens where the interpreter is not
     CPython."""
     if _untrack is not None:
         for part in _parts(obj, owned):
@@ -69,7 +68,7 @@ def untrack_tree(obj: object, owned: tuple[type, ...]) -> None:
 
 def assert_untrackable(obj: object, owned: tuple[type, ...]) -> None:
     """Fail unless every object of `obj`'s tree holds only what the rule allows."""
-    allowed = (type, *owned, array, list, *_ATOMS)
+    allowed = (type, *owned, list, *_ATOMS)
     for part in _parts(obj, owned):
         for ref in gc.get_referents(part):
             if isinstance(ref, allowed):
