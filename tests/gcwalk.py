@@ -17,3 +17,20 @@ def collector_visits(root: object) -> int:
                 seen.add(id(ref))
                 stack.append(ref)
     return visits
+
+
+def tracked_below(root: object) -> list[object]:
+    """Tracked objects held by `root` or by the untracked objects below it (classes aside,
+    and tuples, which CPython untracks by itself once a collection sees they hold atoms):
+    what an untracked tree must not hold (domain/_untracked.py)."""
+    found, seen, stack = [], {id(root)}, [root]
+    while stack:
+        for ref in gc.get_referents(stack.pop()):
+            if isinstance(ref, type | tuple) or id(ref) in seen:
+                continue
+            seen.add(id(ref))
+            if gc.is_tracked(ref):
+                found.append(ref)
+            else:
+                stack.append(ref)
+    return found

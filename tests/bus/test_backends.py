@@ -16,6 +16,7 @@ from redis.asyncio import Redis
 
 from cryptopulse.bus import Bus, MemoryBus, Message
 from cryptopulse.bus.redis import RedisBus
+from cryptopulse.domain._untracked import assert_untrackable
 from scaleout.services import REDIS_URL, until
 
 BusFactory = Callable[[int], Bus]
@@ -189,12 +190,18 @@ async def test_memory_history_is_bounded_and_out_of_the_collectors_sight() -> No
     assert len(state.history) == 50
     assert not gc.is_tracked(state.history)
     assert not any(gc.is_tracked(frame) for frame in state.history.values())
-    # Nor a container per channel nobody follows (most of them): subscribers and back.
-    assert state.subscribers == () and not gc.is_tracked(state.subscribers)
+    # Nor the channel (~15 per instrument), followed or not: its subscribers are the bus's.
     collector = Collector()
-    await bus.subscribe("a", collector)
-    await bus.unsubscribe("a", collector)
-    assert state.subscribers == () and not gc.is_tracked(state.subscribers)
+    await bus.subscribe("b", collector)
+    bus.publish_nowait("b", b"{}", 2_000)
+    assert collector.seqs() == [1]
+    await bus.unsubscribe("b", collector)
+    assert bus._subscribers == {}
+    for name in ("a", "b"):
+        channel = bus._channels[name]
+        assert not gc.is_tracked(channel) and not gc.is_tracked(channel.history)
+        # What makes untracking it safe: it holds atoms and a dict of them only.
+        assert_untrackable(channel, (type(channel),))
     sub = await bus.subscribe("a", Collector(), resume_after=70)
     assert [(m.seq, m.time, orjson.loads(m.data)["i"]) for m in sub.replay] == [
         (seq, 999 + seq, seq - 1) for seq in range(71, 121)

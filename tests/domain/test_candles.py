@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Sequence
 
 import pytest
@@ -9,9 +10,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from msgspec.structs import replace
 
-from cryptopulse.domain.candles import CandleAggregator, aggregate_trades, merge_candles
+from cryptopulse.domain._untracked import assert_untrackable
+from cryptopulse.domain.candles import CandleAggregator, _Bucket, aggregate_trades, merge_candles
 from cryptopulse.domain.instruments import INTERVALS
 from cryptopulse.domain.models import Candle, Side, Trade
+from gcwalk import tracked_below
 
 MIN = 60_000
 T0 = 1_700_000_040_000 - 1_700_000_040_000 % (5 * MIN)  # aligned to 5m (and 1m)
@@ -471,3 +474,22 @@ def test_every_interval_divides_every_longer_one() -> None:
     interval added to INTERVALS that breaks it (say 7m) fails here, not in production."""
     lengths = sorted(INTERVALS.values())
     assert all(longer % shorter == 0 for i, shorter in enumerate(lengths) for longer in lengths[i:])
+
+
+def test_the_garbage_collector_does_not_walk_an_aggregator() -> None:
+    """Two aggregators per traded instrument live as long as the process: their buckets,
+    dedupe set and deques are off the collector's lists (domain/_untracked.py), and stay
+    so as buckets roll, fold, take late trades and close."""
+    agg = CandleAggregator(INST)
+    trades = [make_trade(T0 + i * 20_000, 100.0 + i % 7, trade_id=str(i)) for i in range(40)]
+    trades.insert(30, make_trade(T0 + 5 * MIN + 1, 90.0, trade_id="late"))  # late for 1m only
+    closed = [c for t in trades for c in agg.add(t) if c.closed]
+    closed += agg.close_due(T0 + 15 * MIN)
+    assert [c.interval for c in closed].count("1m") == 14
+    assert agg.add(make_trade(T0 + 20 * MIN, trade_id="after"))  # a new base bucket
+    assert any(fold is not None for fold in agg._fold)  # buckets inside the fold list too
+    gc.collect()
+    assert not gc.is_tracked(agg)
+    assert tracked_below(agg) == []
+    # What makes untracking them safe: numbers, ids and buckets, nothing else.
+    assert_untrackable(agg, (CandleAggregator, _Bucket))

@@ -33,7 +33,7 @@ from cryptopulse.domain.indicators import (
 from cryptopulse.domain.instruments import INTERVALS
 from cryptopulse.domain.models import Candle
 from cryptopulse.importer import read_candles
-from gcwalk import collector_visits
+from gcwalk import collector_visits, tracked_below
 
 DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 FILES = sorted((DATA / "candles").glob("*-5m.csv.gz"))
@@ -259,21 +259,6 @@ def test_batch_path_equals_incremental_path() -> None:
     indicators = IndicatorSet(PARAMS["short"])
     assert compute_history(candles, PARAMS["short"]) == [indicators.update(c) for c in candles]
     assert compute_history([]) == []
-
-
-def tracked_below(root: object) -> list[object]:
-    """Tracked objects held by `root` or by the untracked state below it (classes aside,
-    and tuples, which CPython untracks by itself once a collection sees they hold atoms)."""
-    found, stack = [], [root]
-    while stack:
-        for ref in gc.get_referents(stack.pop()):
-            if isinstance(ref, type | tuple):
-                continue
-            if gc.is_tracked(ref):
-                found.append(ref)
-            elif isinstance(ref, (*INDICATOR_STATE, list)):
-                stack.append(ref)
-    return found
 
 
 def test_the_garbage_collector_does_not_walk_the_state() -> None:

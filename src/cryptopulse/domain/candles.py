@@ -17,6 +17,7 @@ from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 
+from cryptopulse.domain._untracked import untrack
 from cryptopulse.domain.instruments import INTERVALS
 from cryptopulse.domain.models import Candle, Trade
 
@@ -39,7 +40,15 @@ class _Bucket:
     @classmethod
     def from_trade(cls, start: int, trade: Trade) -> _Bucket:
         p = trade.price
-        return cls(start, trade.time, trade.time, p, p, p, p, trade.size, p * trade.size, 1)
+        bucket = cls(start, trade.time, trade.time, p, p, p, p, trade.size, p * trade.size, 1)
+        untrack(bucket)  # numbers only; an aggregator's buckets live for minutes to a day
+        return bucket
+
+    def starting_at(self, start: int) -> _Bucket:
+        """A copy that starts at `start` (a higher interval's fold of a base bucket)."""
+        bucket = replace(self, start=start)
+        untrack(bucket)
+        return bucket
 
     def add(self, trade: Trade) -> None:
         p = trade.price
@@ -152,6 +161,18 @@ class CandleAggregator:
         self._dedupe_keep = min(dedupe_keep, dedupe_window)
         self.duplicates = 0
         self.late: dict[str, int] = dict.fromkeys(self.intervals, 0)
+        # Numbers, ids and buckets only: off the collector's lists (domain/_untracked.py),
+        # as are the buckets (`_Bucket.from_trade`). Containers replaced later (the
+        # tuple `_late_for`) hold atoms, which the collector untracks by itself.
+        untrack(
+            self,
+            self._lengths,
+            self._fold,
+            self._closed_through,
+            self._seen,
+            self._seen_ids,
+            self._seen_times,
+        )
 
     def _is_duplicate(self, trade_id: str, time: int) -> bool:
         if not trade_id:
@@ -262,7 +283,7 @@ class CandleAggregator:
                 continue
             fold = self._fold[k]
             if fold is None:
-                self._fold[k] = replace(base, start=base.start - base.start % self._lengths[k])
+                self._fold[k] = base.starting_at(base.start - base.start % self._lengths[k])
             else:  # every trade of the fold is older than the base bucket's
                 fold.absorb(base)
         self._base = None
