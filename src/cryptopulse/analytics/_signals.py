@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from cryptopulse.domain.indicators import IndicatorSet, IndicatorValues
+from cryptopulse.domain._untracked import untrack, untrack_tree
+from cryptopulse.domain.indicators import IndicatorParams, IndicatorSet, IndicatorValues
 from cryptopulse.domain.models import Candle
-from cryptopulse.domain.signals import Signal, SignalEngine
+from cryptopulse.domain.signals import Signal, SignalEngine, SignalRules
 from cryptopulse.store.analytics import SignalRow
 
 
@@ -22,6 +23,12 @@ class LiveSignals:
     values: IndicatorValues = field(default_factory=dict)
     signal: Signal | None = None
 
+    def __post_init__(self) -> None:
+        # A server keeps one per instrument and interval (8,400 at 1,400 instruments): it
+        # and the objects below it hold numbers, strings and each other only, so they are
+        # off the collector's lists (domain/_untracked.py); the indicators are already.
+        untrack_tree(self, LIVE_STATE)
+
     def update(self, candle: Candle) -> tuple[Signal, bool] | None:
         """Advance on a closed candle: (signal, whether its state changed), or None when the
         candle is not newer than the last one seen (already applied)."""
@@ -29,6 +36,7 @@ class LiveSignals:
             return None
         values = self.indicators.update(candle)
         signal = self.engine.update(candle, values)
+        untrack(signal)  # kept here and by the engine until the next close
         changed = self.signal is None or signal.state != self.signal.state
         self.last_time = candle.open_time
         self.close = candle.close
@@ -40,6 +48,10 @@ class LiveSignals:
         return SignalRow(
             self.instrument, self.interval, signal.time, signal.state, signal.strength, signal.rule
         )
+
+
+# What a live series' state is made of, beyond the indicators (INDICATOR_STATE).
+LIVE_STATE = (LiveSignals, IndicatorSet, IndicatorParams, SignalEngine, SignalRules, Signal)
 
 
 def warm_state(

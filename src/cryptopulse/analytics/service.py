@@ -201,6 +201,8 @@ class AnalyticsService:
             state, rows = await asyncio.to_thread(warm_state, instrument, interval, candles)
             await self.store.upsert_signals(rows)
             self.signals[key] = state
+            # Later callers find the state first; waiters hold the lock they wait on.
+            del self._locks[key]
             return state
 
     # --- live closes ------------------------------------------------------------------

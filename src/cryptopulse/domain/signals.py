@@ -53,6 +53,10 @@ class SignalRules:
     rsi_span: float = 30.0  # RSI distance from 50 at which momentum strength reaches 1
 
 
+# Frozen: one instance serves every engine that takes the defaults.
+_DEFAULT_RULES = SignalRules()
+
+
 def _clamp(x: float) -> float:
     return 0.0 if x < 0.0 else 1.0 if x > 1.0 else x
 
@@ -106,7 +110,7 @@ def evaluate_signal(
 ) -> Signal:
     """The signal for `candle` given its indicator values and the Donchian channel
     (upper, lower) as it stood after the previous candle. Pure."""
-    r = rules if rules is not None else SignalRules()
+    r = rules if rules is not None else _DEFAULT_RULES
     time = candle.open_time
     return (
         _breakout(candle.close, values.get("atr"), prev_channel[0], prev_channel[1], time)
@@ -126,7 +130,7 @@ class SignalEngine:
     __slots__ = ("_channel", "last", "rules")
 
     def __init__(self, rules: SignalRules | None = None) -> None:
-        self.rules = rules if rules is not None else SignalRules()
+        self.rules = rules if rules is not None else _DEFAULT_RULES
         self._channel: tuple[float | None, float | None] = (None, None)
         self.last: Signal | None = None
 
