@@ -37,9 +37,11 @@ server's CPU seconds per wall second (its process tree, /proc) and the load gene
 (bench/_looplag.py). The server refuses permessage-deflate, as `cryptopulse serve` does by
 default; ``--ws-compression`` makes it accept what the clients (`websockets`) offer.
 
-``kill -USR1`` a running server writes ``census.txt`` to its folder: its tracked objects by
-type, what holds the most numerous ones, what one full collection of them all took, and
-the unreachable objects it found, by type. A census unfreezes the whole heap to see it and
+``kill -USR1`` a running server writes ``census.txt`` to its folder: what a full collection
+of the heap made since startup (what the GC policy's walks) took, its tracked objects by
+type, what holds the most numerous ones, the referents the collector visits per kind of
+holder, what one full collection of them all took, and the unreachable objects it found,
+by type. A census unfreezes the whole heap to see it and
 freezes it all again after (CPython has no partial freeze), so the GC policy's later full
 collections skip what existed at the census: take it once, at the end of a run.
 """
@@ -249,13 +251,18 @@ async def serve(spec: Spec, folder: Path) -> None:
 def census(out: Path) -> None:
     """The tracked objects by type, frozen ones included, and what a full collection of
     them all costs (`kill -USR1` the server; the loop stands still meanwhile)."""
+    # First what the policy's full collection walks and costs: the heap made since startup.
+    started = time.perf_counter()
+    gc.collect()
+    runtime_ms = (time.perf_counter() - started) * 1000
+    runtime = {id(o) for o in gc.get_objects()}
     frozen = gc.get_freeze_count()
     gc.unfreeze()
     objects = gc.get_objects()
     by_type = Counter(type(o).__qualname__ for o in objects)
     total = len(objects)
-    held_by = _held_by(objects, {name for name, _ in by_type.most_common(12)})
-    del objects
+    held_by, visits = _held_by(objects, {name for name, _ in by_type.most_common(12)}, runtime)
+    del objects, runtime
     # What the collection finds unreachable (the cycles that only a full collection frees):
     # kept in gc.garbage for a look at their types, then let go.
     gc.set_debug(gc.DEBUG_SAVEALL)
@@ -269,21 +276,27 @@ def census(out: Path) -> None:
     if frozen:
         gc.freeze()
     lines = [
+        f"runtime heap {total - frozen}: its full collection took {runtime_ms:.0f} ms",
         f"tracked {total} (frozen {frozen}); a full collection took {ms:.0f} ms "
-        f"and found {unreachable} unreachable"
+        f"and found {unreachable} unreachable",
     ]
     lines += [f"{n:>10} {name}" for name, n in by_type.most_common(40)]
     lines += [f"{n:>10} {name}" for name, n in held_by.most_common(40)]
+    lines += [f"referents of the runtime heap's objects: {visits.total()}, by holder:"]
+    lines += [f"{n:>10} {name}" for name, n in visits.most_common(25)]
     lines += ["unreachable by type:"]
     lines += [f"{n:>10} {name}" for name, n in garbage.most_common(25)]
     out.write_text("\n".join(lines) + "\n")
 
 
-def _held_by(objects: list[Any], names: set[str]) -> Counter[str]:
+def _held_by(
+    objects: list[Any], names: set[str], runtime: set[int]
+) -> tuple[Counter[str], Counter[str]]:
     """Who holds the objects of the types in `names`, all of them (one pass over every
     tracked object's referents, as the collector walks them); a dict holder is named with
     its own holder ("dict <- IndicatorSet": an instance's attributes), found in a first
-    pass."""
+    pass. And how many referents the collector visits in each kind of holder of the
+    `runtime` heap (a set of 10,000 strings is one tracked object and 10,000 visits)."""
     owner: dict[int, str] = {}
     for holder in objects:
         if not isinstance(holder, dict):
@@ -291,15 +304,19 @@ def _held_by(objects: list[Any], names: set[str]) -> Counter[str]:
                 if type(ref) is dict:
                     owner[id(ref)] = type(holder).__qualname__
     held_by: Counter[str] = Counter()
+    visits: Counter[str] = Counter()
     for holder in objects:
         label = type(holder).__qualname__
         if type(holder) is dict:
             label = f"dict <- {owner.get(id(holder), '?')}"
-        for ref in gc.get_referents(holder):
+        refs = gc.get_referents(holder)
+        if id(holder) in runtime:
+            visits[label] += len(refs)
+        for ref in refs:
             name = type(ref).__qualname__
             if name in names and gc.is_tracked(ref):
                 held_by[f"{name} <- {label}"] += 1
-    return held_by
+    return held_by, visits
 
 
 # --- load side -------------------------------------------------------------------------
