@@ -5,7 +5,7 @@ from __future__ import annotations
 import orjson
 
 from cryptopulse.bus.base import Gap, Message, Subscriber, Subscription
-from cryptopulse.domain._untracked import untrack_tree
+from cryptopulse.domain._untracked import untrack
 
 # A channel's history is a dict of seq -> frame bytes (the seqs are consecutive: the oldest
 # is `seq - len + 1`). A dict holding only ints and bytes is never tracked by the garbage
@@ -32,7 +32,7 @@ class _Channel:
         self.history: dict[int, bytes] = {}
         # The frame up to the seq, encoded once: the same bytes `build_message` makes.
         self.prefix = b'{"type":"data","channel":' + orjson.dumps(name) + b',"seq":'
-        untrack_tree(self, ())
+        untrack(self)
 
     def message(self, seq: int) -> Message:
         """The Message of a history entry (time and payload are read from its frame)."""

@@ -10,8 +10,9 @@ atoms). Instances of Python classes cannot ask for it, so `untrack_tree` calls i
 through ctypes.
 
 The same holds for the candle aggregators (two per traded instrument: ~12 objects each,
-its buckets, dedupe set and deques) and the in-process bus's channels (a str, ints,
-bytes and a dict of int -> bytes each; ~15 per instrument).
+its buckets, dedupe set and deques), the in-process bus's channels (a str, ints, bytes
+and a dict of int -> bytes each; ~15 per instrument) and a live series' signal state
+(analytics/_signals.py).
 
 The rule that makes it safe: an untracked object holds only atoms (numbers, None, str,
 bytes), tuples and dicts of atoms, lists, deques and sets of atoms, and other untracked
