@@ -264,7 +264,7 @@ async def test_slow_consumer_is_closed_4008(tmp_path: Path, ws_impl: str) -> Non
             pad = secrets.token_hex(32768)  # 64 KB that permessage-deflate cannot shrink
             sent = 0
             async with asyncio.timeout(20):
-                while bus._channel(TRADES).subscribers:
+                while bus._subscribers.get(TRADES):
                     assert sent < 2000, "the server never gave up on the slow client"
                     for _ in range(10):
                         sent += 1
@@ -315,7 +315,7 @@ async def test_ticker_conflates_instead_of_closing(tmp_path: Path, ws_impl: str)
             ws.transport.pause_reading()  # backs the socket up: tickers wait, and conflate
             bus = running.services.bus
             assert isinstance(bus, MemoryBus)
-            (listener,) = bus._channel(TICKER).subscribers
+            (listener,) = bus._subscribers[TICKER]
             pad, sent, backed_up = "x" * 65536, 0, 0
             while backed_up < 200:
                 assert sent < 5000, "the socket never backed up"
@@ -386,7 +386,7 @@ async def test_disconnect_unsubscribes_from_the_bus(tmp_path: Path, ws_impl: str
         bus = running.services.bus
         assert isinstance(bus, MemoryBus)
         # The memory bus has no public subscriber count; a leak would show here.
-        assert all(not bus._channel(name).subscribers for name in (TRADES, TICKER))
+        assert all(name not in bus._subscribers for name in (TRADES, TICKER))
 
 
 def _coroutines() -> int:
