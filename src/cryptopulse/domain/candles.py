@@ -17,7 +17,7 @@ from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 
-from cryptopulse.domain._untracked import untrack
+from cryptopulse.domain._untracked import untrack, untrack_tree
 from cryptopulse.domain.instruments import INTERVALS
 from cryptopulse.domain.models import Candle, Trade
 
@@ -161,18 +161,11 @@ class CandleAggregator:
         self._dedupe_keep = min(dedupe_keep, dedupe_window)
         self.duplicates = 0
         self.late: dict[str, int] = dict.fromkeys(self.intervals, 0)
-        # Numbers, ids and buckets only: off the collector's lists (domain/_untracked.py),
-        # as are the buckets (`_Bucket.from_trade`). Containers replaced later (the
-        # tuple `_late_for`) hold atoms, which the collector untracks by itself.
-        untrack(
-            self,
-            self._lengths,
-            self._fold,
-            self._closed_through,
-            self._seen,
-            self._seen_ids,
-            self._seen_times,
-        )
+        # Numbers, ids and buckets only: the aggregator and its containers are off the
+        # collector's lists (domain/_untracked.py), as are the buckets when made
+        # (`_Bucket.from_trade`). A container replaced later (the tuple `_late_for`)
+        # holds atoms, which the collector untracks by itself.
+        untrack_tree(self, (CandleAggregator,))
 
     def _is_duplicate(self, trade_id: str, time: int) -> bool:
         if not trade_id:
