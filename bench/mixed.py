@@ -59,7 +59,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -70,7 +70,7 @@ import uvloop
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from bench._looplag import LoopLag
+from bench._looplag import FullCollections, LoopLag, longest_since
 from bench._measure import (
     app_server,
     cpu_s,
@@ -186,23 +186,7 @@ async def serve(spec: Spec, folder: Path) -> None:
     )
     app = create_app(settings, lambda s: Services.create(s, sources=[]))
     stats = {"injected": 0}
-    full_gc = {"count": 0, "max_ms": 0.0, "total_ms": 0.0, "started": 0.0}
-    recent: deque[tuple[float, float]] = deque(maxlen=1000)  # (wall time at its end, ms)
-
-    def on_gc(phase: str, info: dict[str, int]) -> None:
-        """Time every full (generation 2) collection: the loop stands still meanwhile."""
-        if info["generation"] != 2:
-            return
-        if phase == "start":
-            full_gc["started"] = time.perf_counter()
-            return
-        ms = (time.perf_counter() - full_gc["started"]) * 1000
-        full_gc["count"] += 1
-        full_gc["total_ms"] += ms
-        full_gc["max_ms"] = max(full_gc["max_ms"], ms)
-        recent.append((time.time(), ms))
-
-    gc.callbacks.append(on_gc)
+    full_gc = FullCollections().install()
     lag = LoopLag() if spec.loop_lag else None
     # From the loop, not a bare signal handler, which could run inside a collection.
     asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, census, folder / "census.txt")
@@ -223,21 +207,21 @@ async def serve(spec: Spec, folder: Path) -> None:
         async def report() -> None:
             out = folder / "stats.json"
             while True:
-                part = out.with_suffix(".part")  # replaced whole: a reader never sees half
                 channels = getattr(app.state.services.bus, "_channels", {})
                 retained = sum(len(c.history) for c in tuple(channels.values()))
                 figures = {
                     "injected": stats["injected"],
                     "t": time.time(),
                     "retained": retained,
-                    "gc2_count": full_gc["count"],
-                    "gc2_max_ms": full_gc["max_ms"],
-                    "gc2_total_ms": full_gc["total_ms"],
-                    "gc2_recent": list(recent),
+                    "gc2_count": full_gc.count,
+                    "gc2_max_ms": full_gc.max_ms,
+                    "gc2_total_ms": full_gc.total_ms,
+                    "gc2_recent": list(full_gc.recent),
                     "late_wakeups": lag.late if lag is not None else 0,
+                    "stalls": list(lag.stalls) if lag is not None else [],
                 }
-                part.write_bytes(orjson.dumps(figures))
-                part.replace(out)
+                # In a thread: a disk that stalls (seen: 154 ms) must not stall the loop.
+                await asyncio.to_thread(_write_whole, out, orjson.dumps(figures))
                 await asyncio.sleep(0.5)
 
         tasks.append(asyncio.create_task(report()))
@@ -246,6 +230,13 @@ async def serve(spec: Spec, folder: Path) -> None:
         await tasks[0]
         for task in tasks[1:]:
             task.cancel()
+
+
+def _write_whole(out: Path, data: bytes) -> None:
+    """`data` into `out`, replaced whole: a reader never sees half of it."""
+    part = out.with_suffix(".part")
+    part.write_bytes(data)
+    part.replace(out)
 
 
 def census(out: Path) -> None:
@@ -325,7 +316,7 @@ def _held_by(
 def longest_gc(stats: dict[str, Any], since: float) -> float:
     """The longest full collection the server reported that ended after `since` (its
     wall clock): the measured window's, not the startup collection's."""
-    return max((ms for t, ms in stats["gc2_recent"] if t >= since), default=0.0)
+    return longest_since(stats["gc2_recent"], since)
 
 
 class Server:

@@ -12,6 +12,12 @@ line through the samples after warm-up, over the whole run and over its second h
 buffer filling up levels off; a leak does not); and per minute: RSS, trades injected per
 second, stream lag p99 and frames delivered, so a drift shows where it starts. REST
 requests/s and p99 are wrk's over the whole run.
+
+A lag p99 that jumps in one minute needs a stall of some 0.5 s on one side (or a backlog
+the client core drains slowly), so each minute also says which side stood still: the
+longest wait of the server's event loop and of the load generator's (a 1 ms heartbeat on
+each, `bench/_looplag.py`), the load generator's longest full garbage collection, and
+the CPU the load generator and wrk used on their shared core.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ from pathlib import Path
 
 import uvloop
 
+from bench._looplag import FullCollections, LoopLag, longest_since
 from bench._measure import cpu_s, parse_wrk, percentile, rss_mb, start_wrk, wrk_script
 from bench.mixed import (
     Clients,
@@ -51,6 +58,19 @@ def slope(points: Sequence[tuple[float, float]]) -> float:
 
 
 @dataclass
+class LoadSide:
+    """The load generator's own state: its loop's heartbeat, its full collections, wrk."""
+
+    lag: LoopLag
+    collections: FullCollections
+    wrk_pid: int
+
+    def cpu(self) -> tuple[float, float]:
+        """CPU seconds so far: this process's, wrk's."""
+        return time.process_time(), cpu_s(self.wrk_pid)
+
+
+@dataclass
 class Window:
     """One minute of the run: where its counters started."""
 
@@ -58,24 +78,40 @@ class Window:
     cpu: float
     injected: int
     injected_at: float
+    load_cpu: tuple[float, float]
+    wall: float  # time.time() at its start: the reports' stall and GC times are wall times
 
-    def close(self, end_s: float, server: Server, clients: Clients, pid: int) -> dict[str, float]:
+    @classmethod
+    def open(cls, server: Server, pid: int, load: LoadSide) -> Window:
+        now = time.perf_counter()
+        return cls(now, cpu_s(pid), *server.injected(), load.cpu(), time.time())
+
+    def close(
+        self, end_s: float, server: Server, clients: Clients, pid: int, load: LoadSide
+    ) -> dict[str, float]:
         now = time.perf_counter()
         lags, received = clients.take()
         lags.sort()
         injected, at = server.injected()
         stats = server.stats()
+        own, wrk = load.cpu()
+        seconds = now - self.t
         return {
             "end_s": end_s,
             "rss_mb": rss_mb(pid),
             "injected_per_s": (injected - self.injected) / max(at - self.injected_at, 1e-9),
             "lag_p99_ms": percentile(lags, 0.99),
-            "frames_per_s": received / (now - self.t),
-            "cpu_per_s": (cpu_s(pid) - self.cpu) / (now - self.t),
+            "frames_per_s": received / seconds,
+            "cpu_per_s": (cpu_s(pid) - self.cpu) / seconds,
             "closed": float(clients.closed),
             "retained": float(stats["retained"]),
             "gc2_count": float(stats["gc2_count"]),
             "gc2_max_ms": longest_gc(stats, self.injected_at),
+            "server_stall_ms": longest_since(stats["stalls"], self.wall),
+            "load_stall_ms": longest_since(load.lag.stalls, self.wall),
+            "load_gc2_ms": longest_since(load.collections.recent, self.wall),
+            "load_cpu_per_s": (own - self.load_cpu[0]) / seconds,
+            "wrk_cpu_per_s": (wrk - self.load_cpu[1]) / seconds,
         }
 
 
@@ -88,9 +124,11 @@ async def soak(args: argparse.Namespace) -> int:
             args.rate,
             args.spread,
             args.bus_history,
+            loop_lag=True,
             compression=args.ws_compression,
         )
         server = Server(spec, Path(tmp))
+        heartbeat: asyncio.Task[None] | None = None
         clients = Clients(f"ws://127.0.0.1:{args.port}/v1/stream", server.key, channels)
         try:
             await clients.start(args.clients)
@@ -99,26 +137,30 @@ async def soak(args: argparse.Namespace) -> int:
             base = f"http://127.0.0.1:{args.port}"
             wrk = start_wrk(base, server.key, total_s, args.connections, script)
             pid = server.proc.pid
-            t0 = time.perf_counter()
+            load = LoadSide(LoopLag(), FullCollections().install(), wrk.pid)
+            heartbeat = asyncio.create_task(load.lag.heartbeat())
             clients.measuring = True
             samples: list[tuple[float, float]] = []  # (seconds since start, RSS MB)
             minutes: list[dict[str, float]] = []
-            window = Window(t0, cpu_s(pid), *server.injected())
+            window = Window.open(server, pid, load)
+            t0 = window.t
             next_sample = t0
             while (now := time.perf_counter()) < t0 + total_s:
                 if now >= next_sample:
                     samples.append((now - t0, rss_mb(pid)))
                     next_sample += args.every
                 if now >= window.t + 60:
-                    minutes.append(window.close(now - t0, server, clients, pid))
-                    window = Window(now, cpu_s(pid), *server.injected())
+                    minutes.append(window.close(now - t0, server, clients, pid, load))
+                    window = Window.open(server, pid, load)
                 await asyncio.sleep(min(1.0, max(0.05, next_sample - time.perf_counter())))
             samples.append((time.perf_counter() - t0, rss_mb(pid)))
             if time.perf_counter() - window.t > 5:
-                minutes.append(window.close(time.perf_counter() - t0, server, clients, pid))
+                minutes.append(window.close(time.perf_counter() - t0, server, clients, pid, load))
             rest = parse_wrk((await asyncio.to_thread(wrk.communicate))[0])
             closed = dict(clients.close_codes)
         finally:
+            if heartbeat is not None:
+                heartbeat.cancel()
             await clients.stop()
             server.stop()
     after = [(t, r) for t, r in samples if t >= args.warmup]
@@ -144,15 +186,18 @@ async def soak(args: argparse.Namespace) -> int:
     print(
         "| minute ending at s | RSS MB | trades/s injected | stream frames/s | lag p99 ms "
         "| server CPU s/s | clients closed so far | messages in the bus's history "
-        "| full GCs so far | longest full GC so far ms |"
+        "| full GCs so far | longest full GC so far ms | server loop's longest wait ms "
+        "| load generator: loop's longest wait ms | its longest full GC ms | its CPU s/s "
+        "| wrk CPU s/s |"
     )
-    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    print("|" + " ---: |" * 15)
     for m in minutes:
         print(
             f"| {m['end_s']:.0f} | {m['rss_mb']:,.0f} | {m['injected_per_s']:,.0f} "
             f"| {m['frames_per_s']:,.0f} | {m['lag_p99_ms']:.1f} | {m['cpu_per_s']:.2f} "
             f"| {m['closed']:.0f} | {m['retained']:,.0f} | {m['gc2_count']:.0f} "
-            f"| {m['gc2_max_ms']:,.0f} |"
+            f"| {m['gc2_max_ms']:,.0f} | {m['server_stall_ms']:,.0f} | {m['load_stall_ms']:,.0f} "
+            f"| {m['load_gc2_ms']:,.0f} | {m['load_cpu_per_s']:.2f} | {m['wrk_cpu_per_s']:.2f} |"
         )
     return 0
 

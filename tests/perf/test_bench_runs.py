@@ -172,4 +172,12 @@ def test_soak_samples_rss_to_the_end() -> None:
     start, end, top = (float(cell.replace(",", "")) for cell in summary[:3])
     assert 0 < start <= top and 0 < end <= top, out
     assert summary[-2] == "0", out  # no non-2xx REST answers
-    assert [line for line in lines[6:] if line.startswith("| ")], out  # a per-minute row
+    rows = [line.strip("| ").split(" | ") for line in lines[6:] if line.startswith("| ")]
+    assert rows, out  # a per-minute row
+    header = lines[4].strip("| ").split(" | ")
+    assert all(len(row) == len(header) for row in rows), out
+    # Each minute says which side stood still: every stall and CPU column is a figure.
+    for row in rows:
+        stalls = dict(zip(header, row, strict=True))
+        assert float(stalls["server loop's longest wait ms"]) >= 0, out
+        assert 0 < float(stalls["its CPU s/s"]) <= 2, out  # the load generator's
