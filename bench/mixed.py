@@ -59,6 +59,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from array import array
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -365,12 +366,13 @@ class Server:
 
 @dataclass
 class Clients:
-    """N stream clients; each lag (ms) is kept while `measuring` is set."""
+    """N stream clients; each lag (ms) is kept while `measuring` is set (in an array of
+    doubles: numpy reads it without a copy, `bench/soak.py`'s per-minute p99)."""
 
     url: str
     key: str
     channels: list[str]
-    lags: list[float] = field(default_factory=list)
+    lags: array[float] = field(default_factory=lambda: array("d"))
     received: int = 0
     closed: int = 0
     close_codes: dict[str, int] = field(default_factory=dict)
@@ -419,9 +421,9 @@ class Clients:
                 f"{self.closed} stream clients closed early: {failed[:3]} {self.close_codes}"
             )
 
-    def take(self) -> tuple[list[float], int]:
+    def take(self) -> tuple[array[float], int]:
         lags, received = self.lags, self.received
-        self.lags, self.received = [], 0
+        self.lags, self.received = array("d"), 0
         return lags, received
 
     async def stop(self) -> None:
@@ -478,7 +480,7 @@ async def run_part(part: str, args: argparse.Namespace, channels: list[str]) -> 
                 clients.take()
                 clients.measuring = True
             await asyncio.sleep(args.seconds)
-            lags, received = clients.take() if clients is not None else ([], 0)
+            lags, received = clients.take() if clients is not None else (array("d"), 0)
             n1, t1 = server.injected()
             gc1 = server.stats()
             cpu1, wall1 = cpu_s(server.proc.pid), time.perf_counter()
@@ -496,11 +498,11 @@ async def run_part(part: str, args: argparse.Namespace, channels: list[str]) -> 
                 late = gc1["late_wakeups"] - gc0["late_wakeups"]
                 result["late10_per_s"] = late / (t1 - t0)
             if clients is not None:
-                lags.sort()
+                ranked = sorted(lags)
                 result |= {
                     "frames_per_s": received / (wall1 - wall0),
-                    "lag_p50_ms": percentile(lags, 0.5),
-                    "lag_p99_ms": percentile(lags, 0.99),
+                    "lag_p50_ms": percentile(ranked, 0.5),
+                    "lag_p99_ms": percentile(ranked, 0.99),
                     "client_closes": float(clients.closed),
                 }
             if wrk is not None:

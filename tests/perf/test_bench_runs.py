@@ -3,13 +3,20 @@ but must not rot): real servers on loopback, real wrk, real WebSocket clients.""
 
 from __future__ import annotations
 
+import random
 import subprocess
 import sys
+from array import array
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
+# bench/ is not an installed package: the soak's percentile is tested from there.
+sys.path.insert(0, str(ROOT))
+
+from bench._measure import percentile  # noqa: E402
+from bench.soak import unsorted_percentile  # noqa: E402
 
 
 def _bench(*args: str, timeout: int = 100) -> str:
@@ -181,3 +188,15 @@ def test_soak_samples_rss_to_the_end() -> None:
         stalls = dict(zip(header, row, strict=True))
         assert float(stalls["server loop's longest wait ms"]) >= 0, out
         assert 0 < float(stalls["its CPU s/s"]) <= 2, out  # the load generator's
+
+
+def test_the_soak_p99_without_a_sort_is_the_sorted_rank() -> None:
+    """The soak's per-minute p99 selects the rank instead of sorting (a sort of a minute's
+    lags stood the load generator still): the same value as `percentile` of the sorted."""
+    rng = random.Random(7)
+    for size in (1, 2, 99, 100, 101, 4_321):
+        values = array("d", (rng.expovariate(0.05) for _ in range(size)))
+        ranked = sorted(values)
+        for q in (0.5, 0.99):
+            assert unsorted_percentile(values, q) == percentile(ranked, q), (size, q)
+    assert unsorted_percentile(array("d"), 0.99) != unsorted_percentile(array("d"), 0.99)  # nan
