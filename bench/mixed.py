@@ -207,6 +207,7 @@ async def serve(spec: Spec, folder: Path) -> None:
 
         async def report() -> None:
             out = folder / "stats.json"
+            writer = app.state.services.writer
             while True:
                 channels = getattr(app.state.services.bus, "_channels", {})
                 retained = sum(len(c.history) for c in tuple(channels.values()))
@@ -220,6 +221,10 @@ async def serve(spec: Spec, folder: Path) -> None:
                     "gc2_recent": list(full_gc.recent),
                     "late_wakeups": lag.late if lag is not None else 0,
                     "stalls": list(lag.stalls) if lag is not None else [],
+                    # The store writer's backlog, and the interpreter's live memory blocks.
+                    "writer_pending": writer.pending,
+                    "writer_dropped": writer.dropped_trades,
+                    "blocks": sys.getallocatedblocks(),
                 }
                 # In a thread: a disk that stalls (seen: 154 ms) must not stall the loop.
                 await asyncio.to_thread(_write_whole, out, orjson.dumps(figures))

@@ -17,7 +17,9 @@ A lag p99 that jumps in one minute needs a stall of some 0.5 s on one side (or a
 the client core drains slowly), so each minute also says which side stood still: the
 longest wait of the server's event loop and of the load generator's (a 1 ms heartbeat on
 each, `bench/_looplag.py`), the load generator's longest full garbage collection, and
-the CPU the load generator and wrk used on their shared core.
+the CPU the load generator and wrk used on their shared core. And two counters of the
+server: trades its store writer dropped (its buffer is bounded) and the interpreter's
+allocated memory blocks (`sys.getallocatedblocks`: Python objects, not C allocations).
 """
 
 from __future__ import annotations
@@ -120,6 +122,8 @@ class Window:
             "server_stall_ms": longest_since(stats["stalls"], self.wall),
             "load_stall_ms": longest_since(load.lag.stalls, self.wall),
             "load_gc2_ms": longest_since(load.collections.recent, self.wall),
+            "writer_dropped": float(stats["writer_dropped"]),
+            "blocks": float(stats["blocks"]),
             "load_cpu_per_s": (own - self.load_cpu[0]) / seconds,
             "wrk_cpu_per_s": (wrk - self.load_cpu[1]) / seconds,
         }
@@ -196,17 +200,19 @@ async def soak(args: argparse.Namespace) -> int:
     print(
         "| minute ending at s | RSS MB | trades/s injected | stream frames/s | lag p99 ms "
         "| server CPU s/s | clients closed so far | messages in the bus's history "
-        "| full GCs so far | longest full GC so far ms | server loop's longest wait ms "
+        "| full GCs so far | longest full GC so far ms | trades the store writer dropped so far "
+        "| Python memory blocks (millions) | server loop's longest wait ms "
         "| load generator: loop's longest wait ms | its longest full GC ms | its CPU s/s "
         "| wrk CPU s/s |"
     )
-    print("|" + " ---: |" * 15)
+    print("|" + " ---: |" * 17)
     for m in minutes:
         print(
             f"| {m['end_s']:.0f} | {m['rss_mb']:,.0f} | {m['injected_per_s']:,.0f} "
             f"| {m['frames_per_s']:,.0f} | {m['lag_p99_ms']:.1f} | {m['cpu_per_s']:.2f} "
             f"| {m['closed']:.0f} | {m['retained']:,.0f} | {m['gc2_count']:.0f} "
-            f"| {m['gc2_max_ms']:,.0f} | {m['server_stall_ms']:,.0f} | {m['load_stall_ms']:,.0f} "
+            f"| {m['gc2_max_ms']:,.0f} | {m['writer_dropped']:,.0f} | {m['blocks'] / 1e6:.2f} "
+            f"| {m['server_stall_ms']:,.0f} | {m['load_stall_ms']:,.0f} "
             f"| {m['load_gc2_ms']:,.0f} | {m['load_cpu_per_s']:.2f} | {m['wrk_cpu_per_s']:.2f} |"
         )
     return 0
