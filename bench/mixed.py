@@ -59,6 +59,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import tracemalloc
 from array import array
 from collections import Counter
 from collections.abc import Sequence
@@ -247,7 +248,13 @@ def _write_whole(out: Path, data: bytes) -> None:
 
 def census(out: Path) -> None:
     """The tracked objects by type, frozen ones included, and what a full collection of
-    them all costs (`kill -USR1` the server; the loop stands still meanwhile)."""
+    them all costs (`kill -USR1` the server; the loop stands still meanwhile). A server
+    started with PYTHONTRACEMALLOC=1 also dumps a `tracemalloc` snapshot next to it
+    (`census-<unix time>.tracemalloc`: two of them diff what was allocated between)."""
+    if tracemalloc.is_tracing():
+        tracemalloc.take_snapshot().dump(
+            str(out.with_name(f"census-{time.time():.0f}.tracemalloc"))
+        )
     # First what the policy's full collection walks and costs: the heap made since startup.
     started = time.perf_counter()
     gc.collect()
