@@ -9,9 +9,12 @@ import os
 import re
 import statistics
 import subprocess
+from array import array
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from bench.rest import _ms
 
@@ -126,6 +129,15 @@ def percentile(sorted_values: Sequence[float], q: float) -> float:
     if not sorted_values:
         return float("nan")
     return sorted_values[min(len(sorted_values) - 1, int(len(sorted_values) * q))]
+
+
+def unsorted_percentile(values: array[float], q: float) -> float:
+    """`percentile` of values not sorted: numpy selects the rank in place of a sort, which
+    at 400,000 lags a minute stood the load generator's loop still for ~80 ms."""
+    if not values:
+        return float("nan")
+    k = min(len(values) - 1, int(len(values) * q))
+    return float(np.partition(np.frombuffer(values), k)[k])
 
 
 def app_server(app: Any, port: int, log_level: str = "warning", **options: Any) -> Any:

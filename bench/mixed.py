@@ -222,7 +222,8 @@ async def serve(spec: Spec, folder: Path) -> None:
                     "gc2_recent": list(full_gc.recent),
                     "late_wakeups": lag.late if lag is not None else 0,
                     "stalls": list(lag.stalls) if lag is not None else [],
-                    # The store writer's backlog, and the interpreter's live memory blocks.
+                    # The store writer's backlog (read from this file by hand: a point
+                    # sample) and drops, and the interpreter's live memory blocks.
                     "writer_pending": writer.pending,
                     "writer_dropped": writer.dropped_trades,
                     "blocks": sys.getallocatedblocks(),

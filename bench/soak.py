@@ -29,16 +29,21 @@ import asyncio
 import os
 import tempfile
 import time
-from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import uvloop
 
 from bench._looplag import FullCollections, LoopLag, longest_since
-from bench._measure import cpu_s, parse_wrk, rss_mb, start_wrk, wrk_script
+from bench._measure import (
+    cpu_s,
+    parse_wrk,
+    rss_mb,
+    start_wrk,
+    unsorted_percentile,
+    wrk_script,
+)
 from bench.mixed import (
     Clients,
     Server,
@@ -48,15 +53,6 @@ from bench.mixed import (
     raise_nofile,
     stream_channels,
 )
-
-
-def unsorted_percentile(values: array[float], q: float) -> float:
-    """`percentile` of values not sorted: numpy selects the rank in place of a sort, which
-    at 400,000 lags a minute stood the load generator's loop still for ~80 ms."""
-    if not values:
-        return float("nan")
-    k = min(len(values) - 1, int(len(values) * q))
-    return float(np.partition(np.frombuffer(values), k)[k])
 
 
 def slope(points: Sequence[tuple[float, float]]) -> float:

@@ -15,8 +15,7 @@ ROOT = Path(__file__).resolve().parents[2]
 # bench/ is not an installed package: the soak's percentile is tested from there.
 sys.path.insert(0, str(ROOT))
 
-from bench._measure import percentile  # noqa: E402
-from bench.soak import unsorted_percentile  # noqa: E402
+from bench._measure import percentile, unsorted_percentile  # noqa: E402
 
 
 def _bench(*args: str, timeout: int = 100) -> str:
